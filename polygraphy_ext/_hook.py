@@ -1,0 +1,89 @@
+"""Start-up hook: extends Polygraphy's command line once Polygraphy itself is imported.
+
+Imported by the ``polygraphy_ext_hook.pth`` line in site-packages at every interpreter start, so it must be
+cheap, must never raise and must not import Polygraphy. It only puts a finder on ``sys.meta_path``; when one
+of the watched Polygraphy modules is imported later, the finder lets the normal loader execute it and then
+calls our patch function for it (see ``polygraphy_ext._tool_proxies``).
+
+Set ``POLYGRAPHY_EXT_DISABLE_HOOK=1`` to skip it.
+"""
+
+import os
+import sys
+
+DISABLE_ENV = "POLYGRAPHY_EXT_DISABLE_HOOK"
+
+# Polygraphy module -> "module:function" called with that module right after it has executed.
+IMPORT_HOOKS = {
+    "polygraphy.tools.registry": "polygraphy_ext._tool_proxies:extend_tool_registry",
+    "polygraphy.tools.surgeon.surgeon": "polygraphy_ext._tool_proxies:extend_surgeon",
+}
+
+
+def _run_patch(target, module):
+    try:
+        mod_name, func_name = target.split(":")
+        __import__(mod_name)
+        getattr(sys.modules[mod_name], func_name)(module)
+    except Exception as err:  # a broken extension must never break Polygraphy itself
+        if os.environ.get("POLYGRAPHY_EXT_DEBUG_HOOK"):
+            sys.stderr.write(f"[polygraphy-ext] hook {target} failed: {err!r}\n")
+
+
+class _PatchingLoader:
+    """Wraps the real loader of a watched module: execute it as usual, then patch it."""
+
+    def __init__(self, loader, target):
+        self._loader = loader
+        self._target = target
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        _run_patch(self._target, module)
+
+    def __getattr__(self, name):  # get_source, is_package, ... for tracebacks and pkgutil
+        return getattr(self._loader, name)
+
+
+class PolygraphyExtFinder:
+    """A meta-path finder that only ever answers for the modules in IMPORT_HOOKS."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        patch = IMPORT_HOOKS.get(fullname)
+        if patch is None:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or isinstance(finder, PolygraphyExtFinder):
+                continue
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is None:
+                continue
+            try:
+                spec = find_spec(fullname, path, target)
+            except Exception:
+                continue
+            if spec is not None and spec.loader is not None:
+                spec.loader = _PatchingLoader(spec.loader, patch)
+                return spec
+        return None
+
+    def invalidate_caches(self):
+        pass
+
+
+def install():
+    """Put the finder on sys.meta_path once; patch watched modules that are already imported."""
+    if os.environ.get(DISABLE_ENV, "") not in ("", "0"):
+        return
+    if not any(isinstance(finder, PolygraphyExtFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, PolygraphyExtFinder())
+    for name, patch in IMPORT_HOOKS.items():
+        module = sys.modules.get(name)
+        if module is not None:
+            _run_patch(patch, module)
+
+
+install()
