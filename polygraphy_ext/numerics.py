@@ -187,7 +187,7 @@ def _diff(kind, name, expected, actual, atol, rtol) -> OutputDiff:
     with np.errstate(invalid="ignore", over="ignore"):
         abs_err = np.where(both, np.abs(exp - act), 0.0)
         abs_err = np.where(both & (exp == act), 0.0, abs_err)  # equal infinities
-        rel_err = abs_err / np.maximum(np.abs(exp), np.finfo(np.float64).tiny)
+        rel_err = abs_err / np.maximum(np.abs(exp), max(atol, 1e-30))
     max_abs = float(np.max(abs_err))
     max_rel = float(np.max(rel_err))
     ok = not nan_mismatch and bool(np.all(abs_err <= atol + rtol * np.abs(np.where(both, exp, 0.0))))
