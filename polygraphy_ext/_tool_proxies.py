@@ -30,7 +30,19 @@ def _available(entries: List[Tuple[str, str, str]]):
 
 def _make_proxy_class():
     # Built on first use: polygraphy.tools.base is importable by now (the registry itself imported it).
+    from polygraphy.logger import G_LOGGER
     from polygraphy.tools.base import Tool
+
+    class UnloadableTool(Tool):
+        """Takes the place of a tool whose module failed to import: -h says so, running it fails cleanly."""
+
+        def __init__(self, name, err):
+            super().__init__(name)
+            self.err = err
+            self.__doc__ = f"[!] This polygraphy-ext tool could not be loaded: {err}"
+
+        def run_impl(self, args):
+            G_LOGGER.critical(f"polygraphy-ext tool '{self.name}' could not be loaded: {self.err}")
 
     class LazyToolProxy(Tool):
         """Stands in for a polygraphy-ext tool until its parser is needed."""
@@ -51,9 +63,7 @@ def _make_proxy_class():
             try:
                 tool = self.load()
             except Exception as err:
-                from polygraphy.tools.registry import MissingTool
-
-                tool = MissingTool(self.name, err=err)
+                tool = UnloadableTool(self.name, err=f"{type(err).__name__}: {err}")
             return tool.setup_parser(subparsers)
 
     return LazyToolProxy
