@@ -1,7 +1,9 @@
 """Start-up hook: extends Polygraphy's command line once Polygraphy itself is imported.
 
-Imported by the ``polygraphy_ext_hook.pth`` line in site-packages at every interpreter start, so it must be
-cheap, must never raise and must not import Polygraphy. It only puts a finder on ``sys.meta_path``; when one
+Installed as the top-level module ``_polygraphy_ext_hook`` (a plain file in site-packages) and imported by the
+``polygraphy_ext_hook.pth`` line at every interpreter start, so it must be cheap, must never raise, and must
+import neither Polygraphy nor the polygraphy_ext package. Code that needs it imports ``_polygraphy_ext_hook``
+(falling back to ``polygraphy_ext._hook`` where the build did not install the top-level copy). It only puts a finder on ``sys.meta_path``; when one
 of the watched Polygraphy modules is imported later, the finder lets the normal loader execute it and then
 calls our patch function for it (see ``polygraphy_ext._tool_proxies``).
 
@@ -51,12 +53,14 @@ class _PatchingLoader:
 class PolygraphyExtFinder:
     """A meta-path finder that only ever answers for the modules in IMPORT_HOOKS."""
 
+    _polygraphy_ext_finder = True  # recognised by marker: this file may be loaded under two module names
+
     def find_spec(self, fullname, path=None, target=None):
         patch = IMPORT_HOOKS.get(fullname)
         if patch is None:
             return None
         for finder in sys.meta_path:
-            if finder is self or isinstance(finder, PolygraphyExtFinder):
+            if getattr(finder, "_polygraphy_ext_finder", False):
                 continue
             find_spec = getattr(finder, "find_spec", None)
             if find_spec is None:
@@ -78,9 +82,9 @@ def install():
     """Put the finder on sys.meta_path once; patch watched modules that are already imported."""
     if os.environ.get(DISABLE_ENV, "") not in ("", "0"):
         return
-    if not any(isinstance(finder, PolygraphyExtFinder) for finder in sys.meta_path):
+    if not any(getattr(finder, "_polygraphy_ext_finder", False) for finder in sys.meta_path):
         sys.meta_path.insert(0, PolygraphyExtFinder())
-    for name, patch in IMPORT_HOOKS.items():
+    for name, patch in list(IMPORT_HOOKS.items()):
         module = sys.modules.get(name)
         if module is not None:
             _run_patch(patch, module)

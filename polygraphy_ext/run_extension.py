@@ -5,8 +5,15 @@ Polygraphy patches apply even where ``.pth`` files are not processed (e.g. ``pip
 """
 
 
-def get_arg_groups():
-    from polygraphy_ext import _hook
+def install_hook():
+    try:
+        import _polygraphy_ext_hook as hook
+    except ImportError:  # installed without the build step that places the top-level module
+        from polygraphy_ext import _hook as hook
+    hook.install()
+    return hook
 
-    _hook.install()
+
+def get_arg_groups():
+    install_hook()
     return []

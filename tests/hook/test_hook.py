@@ -29,7 +29,7 @@ def _python(code, **env):
 def test_hook_is_installed_at_startup_without_importing_polygraphy():
     proc = _python(
         "import sys; "
-        "print('hook' if 'polygraphy_ext._hook' in sys.modules else 'nohook'); "
+        "print('hook' if '_polygraphy_ext_hook' in sys.modules else 'nohook'); "
         "print(sorted(m for m in sys.modules if m == 'polygraphy' or m.startswith('polygraphy.')))"
     )
     assert proc.returncode == 0, proc.stderr
@@ -101,7 +101,7 @@ print('rcs', rc1, rc2, rc3, 'count', names.count('pgx-hello'))
 
 def test_install_is_idempotent():
     code = """
-from polygraphy_ext import _hook
+import _polygraphy_ext_hook as _hook
 import sys
 _hook.install(); _hook.install()
 from polygraphy.tools.registry import TOOL_REGISTRY
@@ -132,7 +132,7 @@ def test_broken_patch_target_never_breaks_polygraphy():
     code = """
 import os
 os.environ.pop('POLYGRAPHY_EXT_DISABLE_HOOK')
-from polygraphy_ext import _hook
+import _polygraphy_ext_hook as _hook
 _hook.IMPORT_HOOKS['polygraphy.tools.registry'] = 'no_such_module:nothing'
 _hook.install()
 from polygraphy.tools.registry import TOOL_REGISTRY
@@ -151,3 +151,22 @@ def test_run_entry_point_is_registered_and_loads():
     assert ours, "polygraphy.run.plugins entry point missing"
     groups = ours[0].load()()
     assert isinstance(groups, list)
+
+
+def test_run_entry_point_installs_the_hook_where_pth_files_are_not_processed():
+    # As under `pip install --target`: no .pth ran (simulated by the disable switch), so Polygraphy's registry
+    # was imported unpatched; `polygraphy run` then loads our entry point, which installs the hook and patches
+    # the registry that is already imported.
+    code = """
+import os
+from polygraphy.tools.registry import TOOL_REGISTRY
+before = 'pgx-hello' in [t.name for t in TOOL_REGISTRY]
+os.environ.pop('POLYGRAPHY_EXT_DISABLE_HOOK')
+from polygraphy_ext.run_extension import get_arg_groups
+get_arg_groups()
+after = [t.name for t in TOOL_REGISTRY].count('pgx-hello')
+print(before, after)
+"""
+    proc = _python(code, POLYGRAPHY_EXT_DISABLE_HOOK="1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "1"]
