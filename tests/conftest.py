@@ -74,8 +74,9 @@ def build_engine(trt, trt_logger):
         network = builder.create_network(0)
         parser = trt.OnnxParser(network, trt_logger)
         data = Path(model).read_bytes() if isinstance(model, (str, Path)) else model
-        if not parser.parse(data):
-            errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        # Garbage bytes can decode as an empty protobuf message that "parses"; an empty network is a failure too.
+        if not parser.parse(data) or network.num_outputs == 0:
+            errors = [str(parser.get_error(i)) for i in range(parser.num_errors)] or ["network has no outputs"]
             raise AssertionError("ONNX parse failed: " + " | ".join(errors))
         config = builder.create_builder_config()
         if hasattr(trt, "ComputeCapability"):
