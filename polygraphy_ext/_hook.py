@@ -19,6 +19,7 @@ DISABLE_ENV = "POLYGRAPHY_EXT_DISABLE_HOOK"
 IMPORT_HOOKS = {
     "polygraphy.tools.registry": "polygraphy_ext._tool_proxies:extend_tool_registry",
     "polygraphy.tools.surgeon.surgeon": "polygraphy_ext._tool_proxies:extend_surgeon",
+    "polygraphy.tools.args.backend.trt.loader": "polygraphy_ext.plugins.args:patch_polygraphy",
 }
 
 
