@@ -1,0 +1,270 @@
+"""Where a padded output width can flow without changing any real value: the zero-cost propagation rules.
+
+Exactness argument. The producer's weight gets extra all-zero output columns (and zero bias), so every padded
+position of its output holds exactly 0. Each op the region grows through is *position-wise along the padded
+axis* (elementwise ops, per-channel constants, depthwise convolution, batch norm): real positions only ever see
+real positions, so real values are bit-identical. The padded positions hold a value the pass computes exactly
+(the op applied to the padded inputs, e.g. ``Add(+1)`` turns 0 into 1 and a following ``Mul`` by the zero
+branch turns it back to 0); the region continues only while that value is one finite number. Where the region
+ends in a GEMM/conv that reduces over the padded axis, that consumer's weight gets zero rows, and
+``finite * 0 == 0`` adds nothing to any real output. Anything else (LayerNorm, Softmax, Reshape, Reduce*, a
+grouped conv, a graph output, an operand computed elsewhere) needs the true width: a *boundary*.
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from polygraphy_ext.passes.align_dims.candidates import WeightedOp, classify
+from polygraphy_ext.passes.align_dims.symbolic import ShapeTable
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _gelu(x, node):
+    if node.attrs.get("approximate", "none") == "tanh":
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
+
+
+# f(x) of elementwise ops of one data input, evaluated on the padded value only.
+UNARY: Dict[str, Callable] = {
+    "Identity": lambda x, n: x,
+    "Relu": lambda x, n: np.maximum(x, 0),
+    "LeakyRelu": lambda x, n: np.where(x >= 0, x, n.attrs.get("alpha", 0.01) * x),
+    "Elu": lambda x, n: np.where(x >= 0, x, n.attrs.get("alpha", 1.0) * (np.exp(x) - 1)),
+    "Gelu": _gelu,
+    "Erf": lambda x, n: _erf(x),
+    "Tanh": lambda x, n: np.tanh(x),
+    "Sigmoid": lambda x, n: 1 / (1 + np.exp(-x)),
+    "HardSigmoid": lambda x, n: np.clip(n.attrs.get("alpha", 0.2) * x + n.attrs.get("beta", 0.5), 0, 1),
+    "HardSwish": lambda x, n: x * np.clip(x / 6 + 0.5, 0, 1),
+    "Softplus": lambda x, n: np.log1p(np.exp(x)),
+    "Neg": lambda x, n: -x,
+    "Abs": lambda x, n: np.abs(x),
+    "Exp": lambda x, n: np.exp(x),
+    "Sqrt": lambda x, n: np.sqrt(x),
+    "Reciprocal": lambda x, n: 1 / x,
+}
+_FLOAT_TYPES = {1, 10, 11, 16}  # float, float16, double, bfloat16
+
+# f(a, b) of elementwise binary ops, and the value a per-channel constant is padded with.
+BINARY: Dict[str, Tuple[Callable, float]] = {
+    "Add": (lambda a, b: a + b, 0.0),
+    "Sub": (lambda a, b: a - b, 0.0),
+    "Mul": (lambda a, b: a * b, 0.0),
+    "Div": (lambda a, b: a / b, 1.0),
+    "Max": (np.maximum, 0.0),
+    "Min": (np.minimum, 0.0),
+    "Pow": (lambda a, b: np.power(a, b), 1.0),
+    "PRelu": (lambda a, b: np.where(a >= 0, a, a * b), 0.0),
+}
+
+
+def constant_of(tensor) -> Optional[np.ndarray]:
+    """Value of an initializer or of a ``Constant`` node's output."""
+    if isinstance(tensor, gs.Constant):
+        return np.asarray(tensor.values)
+    if tensor is not None and len(tensor.inputs) == 1 and tensor.inputs[0].op == "Constant":
+        value = tensor.inputs[0].attrs.get("value")
+        if isinstance(value, gs.Constant):
+            return np.asarray(value.values)
+    return None
+
+
+@dataclass
+class PaddedConstant:
+    """A per-channel constant operand that must grow with the region, and what to fill it with."""
+
+    node: gs.Node
+    input_index: int
+    axis: int  # non-negative axis of the constant
+    fill: float
+
+
+@dataclass
+class Region:
+    producer: WeightedOp
+    old: int
+    new: int
+    tensors: Dict[str, Tuple[gs.Tensor, int, float]] = field(default_factory=dict)  # name -> (tensor, axis, pad value)
+    elementwise: List[gs.Node] = field(default_factory=list)
+    padded_constants: List[PaddedConstant] = field(default_factory=list)
+    depthwise: List[WeightedOp] = field(default_factory=list)
+    absorbers: List[WeightedOp] = field(default_factory=list)
+    # tensor name -> (consumers that need the true width; None stands for "graph output"), with reasons
+    boundaries: Dict[str, List[Optional[gs.Node]]] = field(default_factory=dict)
+    boundary_reasons: List[str] = field(default_factory=list)
+
+
+def producer_pad_value(wop: WeightedOp) -> Optional[float]:
+    """Value of the producer's padded outputs: 0 from zero weight columns, plus a bias broadcast over them."""
+    if wop.bias is None:
+        return 0.0
+    bias = np.asarray(wop.bias.values, dtype=np.float64)
+    if wop.node.op == "Gemm":
+        if bias.ndim >= 1 and bias.shape[-1] == wop.out_features:
+            return 0.0
+        values = np.unique(bias * float(wop.node.attrs.get("beta", 1.0)))
+        return float(values[0]) if values.size == 1 and np.isfinite(values[0]) else None
+    return 0.0
+
+
+class RegionBuilder:
+    """Grows a Region from one producer, following the rules in the module docstring."""
+
+    def __init__(self, graph: gs.Graph, shapes: ShapeTable):
+        self._graph_outputs = {t.name for t in graph.outputs}
+        self._shapes = shapes
+
+    def grow(self, producer: WeightedOp, new: int) -> Region:
+        region = Region(producer, producer.out_features, new)
+        start = producer.output
+        region.tensors[start.name] = (start, producer.out_axis, producer_pad_value(producer))
+        queue = [start]
+        visited = set()
+        waiting: Dict[str, gs.Node] = {}  # binary ops reached by one operand, waiting for the other
+        while queue:
+            tensor = queue.pop(0)
+            if tensor.name in self._graph_outputs:
+                self._boundary(region, tensor, None, "graph output needs the true size")
+            for consumer in list(tensor.outputs):
+                if id(consumer) in visited:
+                    continue
+                outcome = self._visit(region, tensor, consumer)
+                if outcome == "wait":
+                    waiting[consumer.name or str(id(consumer))] = consumer
+                    continue
+                visited.add(id(consumer))
+                waiting.pop(consumer.name or str(id(consumer)), None)
+                if outcome is not None:
+                    queue.extend(outcome)
+        for consumer in waiting.values():
+            for inp in consumer.inputs:
+                if inp is not None and inp.name in region.tensors:
+                    self._boundary(region, inp, consumer, f"{consumer.op} has an operand computed outside the region")
+        return region
+
+    def _boundary(self, region: Region, tensor, consumer, reason: str):
+        users = region.boundaries.setdefault(tensor.name, [])
+        if consumer not in users:
+            users.append(consumer)
+        label = "graph output" if consumer is None else f"{consumer.op} {consumer.name}"
+        region.boundary_reasons.append(f"{tensor.name} -> {label}: {reason}")
+
+    def _visit(self, region: Region, tensor, consumer: gs.Node):
+        """Returns the consumer's outputs to continue with, [] when absorbed, None at a boundary, or "wait"."""
+        _, axis, value = region.tensors[tensor.name]
+        if not np.isfinite(value):
+            self._boundary(region, tensor, consumer, "padded values would not be finite")
+            return None
+        wop = classify(consumer)
+        if isinstance(wop, WeightedOp) and consumer.inputs[0] is tensor and tensor not in consumer.inputs[1:]:
+            return self._visit_weighted(region, tensor, axis, wop)
+        if consumer.op in UNARY or consumer.op in ("Cast", "Clip"):
+            return self._visit_unary(region, tensor, axis, value, consumer)
+        if consumer.op in BINARY:
+            return self._visit_binary(region, tensor, axis, consumer)
+        if consumer.op == "BatchNormalization":
+            return self._visit_batchnorm(region, tensor, axis, consumer)
+        self._boundary(region, tensor, consumer, f"{consumer.op} needs the true size of the padded dim")
+        return None
+
+    def _visit_weighted(self, region, tensor, axis, wop: WeightedOp):
+        if axis != wop.data_axis or wop.in_features != region.old:
+            self._boundary(region, tensor, wop.node, f"{wop.node.op} does not reduce over the padded axis")
+            return None
+        if wop.is_depthwise:
+            out = wop.output
+            region.depthwise.append(wop)
+            region.tensors[out.name] = (out, axis, 0.0)
+            return [out]
+        if wop.groups != 1:
+            self._boundary(region, tensor, wop.node, f"grouped {wop.node.op} (group={wop.groups}) would regroup channels")
+            return None
+        region.absorbers.append(wop)
+        return []
+
+    def _continue(self, region, consumer, axis, value):
+        if value is None or not np.isfinite(value):
+            return None
+        out = consumer.outputs[0]
+        region.elementwise.append(consumer)
+        region.tensors[out.name] = (out, axis, float(value))
+        return [out]
+
+    def _visit_unary(self, region, tensor, axis, value, consumer):
+        if consumer.inputs[0] is not tensor or len(consumer.outputs) != 1:
+            self._boundary(region, tensor, consumer, f"{consumer.op} uses the padded tensor as a parameter")
+            return None
+        x = np.float32(value)
+        with np.errstate(all="ignore"):
+            if consumer.op == "Cast":
+                if consumer.attrs.get("to") not in _FLOAT_TYPES:
+                    self._boundary(region, tensor, consumer, "Cast to a non-float type")
+                    return None
+                result = x
+            elif consumer.op == "Clip":
+                bounds = [constant_of(t) if t is not None else None for t in consumer.inputs[1:3]]
+                if any(t is not None and b is None for t, b in zip(consumer.inputs[1:3], bounds)):
+                    self._boundary(region, tensor, consumer, "Clip bounds computed at runtime")
+                    return None
+                lo = bounds[0] if len(bounds) > 0 and bounds[0] is not None else consumer.attrs.get("min", -np.inf)
+                hi = bounds[1] if len(bounds) > 1 and bounds[1] is not None else consumer.attrs.get("max", np.inf)
+                result = np.clip(x, lo, hi)
+            else:
+                result = UNARY[consumer.op](np.float64(x), consumer)
+        result = np.float32(np.asarray(result).reshape(-1)[0])
+        outcome = self._continue(region, consumer, axis, result)
+        if outcome is None:
+            self._boundary(region, tensor, consumer, f"{consumer.op} of the padded value is not finite")
+        return outcome
+
+    def _visit_binary(self, region, tensor, axis, consumer):
+        func, fill = BINARY[consumer.op]
+        operands = []
+        pending_constants = []
+        for index, inp in enumerate(consumer.inputs[:2]):
+            if inp.name in region.tensors:
+                _, other_axis, other_value = region.tensors[inp.name]
+                if other_axis != axis:
+                    self._boundary(region, tensor, consumer, "operands padded along different axes")
+                    return None
+                operands.append(np.float32(other_value))
+                continue
+            const = constant_of(inp)
+            if const is None:
+                return "wait"
+            const_axis = const.ndim + axis
+            if const_axis >= 0 and const.shape[const_axis] == region.old:
+                pending_constants.append(PaddedConstant(consumer, index, const_axis, fill))
+                operands.append(np.float32(fill))
+            elif const_axis < 0 or const.shape[const_axis] == 1:
+                operands.append(const.astype(np.float32))
+            else:
+                self._boundary(region, tensor, consumer, f"constant operand of size {const.shape[const_axis]} on the padded axis")
+                return None
+        with np.errstate(all="ignore"):
+            values = np.unique(np.asarray(func(*operands), dtype=np.float32))
+        if values.size != 1 or not np.isfinite(values[0]):
+            self._boundary(region, tensor, consumer, f"{consumer.op} makes the padded values non-uniform or not finite")
+            return None
+        region.padded_constants.extend(pending_constants)
+        return self._continue(region, consumer, axis, values[0])
+
+    def _visit_batchnorm(self, region, tensor, axis, consumer):
+        rank = self._shapes.rank(tensor)
+        params = [constant_of(t) for t in consumer.inputs[1:5]]
+        if rank is None or axis != 1 - rank or consumer.inputs[0] is not tensor or len(consumer.outputs) != 1:
+            self._boundary(region, tensor, consumer, "BatchNormalization not over the padded channel axis")
+            return None
+        if any(p is None or p.shape != (region.old,) for p in params):
+            self._boundary(region, tensor, consumer, "BatchNormalization parameters are not per-channel constants")
+            return None
+        # scale=0, bias=0, mean=0, var=1: the padded channels come out as exactly 0.
+        for index, fill in zip(range(1, 5), (0.0, 0.0, 0.0, 1.0)):
+            region.padded_constants.append(PaddedConstant(consumer, index, 0, fill))
+        return self._continue(region, consumer, axis, 0.0)

@@ -1,0 +1,96 @@
+"""What align-dims changed and what it left alone, as plain data (JSON via ``to_dict``)."""
+
+from dataclasses import asdict, dataclass, field
+from typing import List, Optional
+
+
+@dataclass
+class TensorChange:
+    """A tensor whose shape the pass changed (weights, biases, activations, inserted Pad/Slice outputs)."""
+
+    tensor: str
+    old_shape: List[object]
+    new_shape: List[object]
+    role: str  # "weight", "bias", "activation", "pad" or "slice"
+
+
+@dataclass
+class AlignedDim:
+    """One padded dimension: a producer's output width, everything it flows through, and its cost."""
+
+    producer: str  # node whose weight defines the dim (or whose input gets a leading Pad)
+    op: str
+    side: str  # "output" (N / C_out, zero-cost or with a trailing Slice) or "input" (K / C_in, with a Pad)
+    old_size: int
+    new_size: int
+    boundary: str  # "none", "slice" or "pad"
+    absorbed_by: List[str]
+    extra_flops: int
+    extra_bytes: int
+    overhead_pct: float
+    changes: List[TensorChange] = field(default_factory=list)
+
+
+@dataclass
+class ConcreteDim:
+    """A Reshape/Expand whose target shape was computed at runtime (or had -1) and is now a constant."""
+
+    node: str
+    op: str
+    old_target: List[str]
+    new_target: List[int]
+    needed_by: List[str]
+
+
+@dataclass
+class LeftAlone:
+    """A candidate the pass did not change, and why."""
+
+    node: str
+    op: str
+    reason: str
+    dims: Optional[List[object]] = None
+
+
+@dataclass
+class AlignReport:
+    multiple: int
+    max_overhead_pct: float
+    aligned: List[AlignedDim] = field(default_factory=list)
+    concrete_dims: List[ConcreteDim] = field(default_factory=list)
+    left_alone: List[LeftAlone] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.aligned or self.concrete_dims)
+
+    @property
+    def changes(self) -> List[TensorChange]:
+        return [change for dim in self.aligned for change in dim.changes]
+
+    def summary(self) -> str:
+        lines = [
+            f"align-dims (multiple of {self.multiple}, max overhead {self.max_overhead_pct:g}%): "
+            f"{len(self.aligned)} dim(s) padded, {len(self.concrete_dims)} target shape(s) made constant, "
+            f"{len(self.left_alone)} candidate(s) left alone"
+        ]
+        for dim in self.aligned:
+            via = f", {dim.boundary}" if dim.boundary != "none" else ", no new node"
+            lines.append(
+                f"  padded {dim.op} {dim.producer} {dim.side} {dim.old_size} -> {dim.new_size}{via} "
+                f"(overhead {dim.overhead_pct:.3g}%)"
+            )
+        for dim in self.concrete_dims:
+            lines.append(f"  constant target for {dim.op} {dim.node}: [{', '.join(dim.old_target)}] -> {dim.new_target}")
+        for item in self.left_alone:
+            lines.append(f"  left alone: {item.op} {item.node}: {item.reason}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "multiple": self.multiple,
+            "max_overhead_pct": self.max_overhead_pct,
+            "aligned": [asdict(dim) for dim in self.aligned],
+            "concrete_dims": [asdict(dim) for dim in self.concrete_dims],
+            "left_alone": [asdict(item) for item in self.left_alone],
+        }
