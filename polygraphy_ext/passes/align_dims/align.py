@@ -66,7 +66,8 @@ def align_dims(
         make_dims_concrete(graph, ShapeTable(graph), report)
     if pad:
         _PaddingPlanner(graph, ShapeTable(graph), m, max_overhead, dynamic_dim, report).run()
-    graph.cleanup().toposort()
+    if report.changed:
+        graph.cleanup().toposort()
     return report
 
 

@@ -40,7 +40,7 @@ class AlignDims(BaseLoader):
     def call_impl(self):
         """
         Returns:
-            onnx.ModelProto: The aligned model (the input model is not modified).
+            onnx.ModelProto: The aligned model; the input model itself (not modified) when nothing changed.
         """
         model, _ = util.invoke_if_callable(self._model)
         graph = gs.import_onnx(model)
@@ -51,6 +51,9 @@ class AlignDims(BaseLoader):
             max_overhead=self.max_overhead,
             dynamic_dim=self.dynamic_dim,
         )
+        self._last["report"] = report
+        if not report.changed:
+            return model
         aligned = gs.export_onnx(graph, do_type_check=False)
         # Keep the model-level metadata the exporter does not carry over from the graph.
         aligned.ir_version = model.ir_version
@@ -60,5 +63,4 @@ class AlignDims(BaseLoader):
         aligned.producer_version = model.producer_version
         del aligned.metadata_props[:]
         aligned.metadata_props.extend(model.metadata_props)
-        self._last["report"] = report
         return aligned

@@ -1,0 +1,210 @@
+"""Small synthetic ONNX models for align-dims tests, built with onnx.helper (float32, seeded weights)."""
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+
+class ModelBuilder:
+    def __init__(self, seed=0):
+        self.rng = np.random.default_rng(seed)
+        self.nodes = []
+        self.inits = []
+        self.inputs = []
+        self.outputs = []
+        self._count = 0
+
+    def name(self, base):
+        self._count += 1
+        return f"{base}_{self._count}"
+
+    def input(self, name, shape, dtype=TensorProto.FLOAT):
+        self.inputs.append(helper.make_tensor_value_info(name, dtype, shape))
+        return name
+
+    def output(self, name):
+        self.outputs.append(name)
+
+    def const(self, values, base="c"):
+        name = self.name(base)
+        self.inits.append(numpy_helper.from_array(np.asarray(values), name))
+        return name
+
+    def weight(self, *shape, base="w"):
+        return self.const((self.rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32), base)
+
+    def op(self, op_type, inputs, n_out=1, **attrs):
+        outs = [self.name(op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=self.name(op_type), **attrs))
+        return outs[0] if n_out == 1 else outs
+
+    def linear(self, x, k, n, bias=True):
+        y = self.op("MatMul", [x, self.weight(k, n)])
+        if bias:
+            y = self.op("Add", [y, self.const(self.rng.standard_normal(n).astype(np.float32), "bias")])
+        return y
+
+    def gelu_decomposed(self, x):
+        """The erf GELU the TorchScript exporter emits (opset < 20): x * 0.5 * (1 + erf(x / sqrt 2))."""
+        scaled = self.op("Div", [x, self.const(np.float32(np.sqrt(2.0)))])
+        erf = self.op("Erf", [scaled])
+        one_plus = self.op("Add", [erf, self.const(np.float32(1.0))])
+        prod = self.op("Mul", [x, one_plus])
+        return self.op("Mul", [prod, self.const(np.float32(0.5))])
+
+    def layernorm(self, x, width):
+        return self.op(
+            "LayerNormalization",
+            [x, self.const(np.ones(width, np.float32)), self.const(np.zeros(width, np.float32))],
+            axis=-1,
+        )
+
+    def conv(self, x, c_in, c_out, k=3, group=1, bias=True):
+        w = (self.rng.standard_normal((c_out, c_in // group, k, k)) / np.sqrt(c_in * k * k / group)).astype(np.float32)
+        inputs = [x, self.const(w, "convw")]
+        if bias:
+            inputs.append(self.const(self.rng.standard_normal(c_out).astype(np.float32), "convb"))
+        return self.op("Conv", inputs, group=group, pads=[k // 2] * 4, kernel_shape=[k, k])
+
+    def model(self, opset=OPSET):
+        graph = helper.make_graph(self.nodes, "align_dims_test", self.inputs, [], self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        model.ir_version = 8
+        # Graph outputs with the types and shapes ONNX infers for them.
+        inferred = {vi.name: vi for vi in onnx.shape_inference.infer_shapes(model).graph.value_info}
+        model.graph.output.extend(inferred[name] for name in self.outputs)
+        onnx.checker.check_model(model)
+        return model
+
+
+def bert_ffn(hidden=64, ffn=191, batch="batch", seq=16, gelu="decomposed"):
+    """LayerNorm -> MatMul(hidden x ffn) -> Add -> GELU -> MatMul(ffn x hidden) -> Add -> residual -> LayerNorm."""
+    b = ModelBuilder()
+    x = b.input("x", [batch, seq, hidden])
+    ln = b.layernorm(x, hidden)
+    h = b.linear(ln, hidden, ffn)
+    h = b.gelu_decomposed(h) if gelu == "decomposed" else b.op(gelu, [h])
+    y = b.linear(h, ffn, hidden)
+    y = b.op("Add", [y, x])
+    y = b.layernorm(y, hidden)
+    b.output(y)
+    return b.model()
+
+
+def vocab_projection(hidden=32, vocab=1001, seq=4):
+    b = ModelBuilder(1)
+    x = b.input("x", ["batch", seq, hidden])
+    logits = b.op("MatMul", [b.layernorm(x, hidden), b.weight(hidden, vocab)])
+    b.output(logits)
+    return b.model()
+
+
+def uniformer_block(channels=64, height=7, width=7, batch="batch"):
+    """LayerNorm -> Reshape(Concat(Shape(x)[0], H, W, -1)) -> Transpose -> depthwise Conv, with a dynamic batch:
+    the channel dim reaches the conv as a runtime value although it is always ``channels``."""
+    b = ModelBuilder(2)
+    x = b.input("x", [batch, height * width, channels])
+    ln = b.layernorm(x, channels)
+    shape = b.op("Shape", [ln])
+    batch_dim = b.op("Gather", [shape, b.const(np.array(0, np.int64))], axis=0)
+    batch_dim = b.op("Unsqueeze", [batch_dim, b.const(np.array([0], np.int64))])
+    target = b.op(
+        "Concat", [batch_dim, b.const(np.array([height, width, -1], np.int64))], axis=0
+    )
+    grid = b.op("Reshape", [ln, target])
+    nchw = b.op("Transpose", [grid], perm=[0, 3, 1, 2])
+    y = b.conv(nchw, channels, channels, group=channels)
+    b.output(y)
+    return b.model()
+
+
+def conv_chain(channels=(8, 13, 29, 16), depthwise_after=None, grouped=None, batchnorm=False, size=8):
+    """Conv -> [BatchNorm] -> Relu -> ... with the given channel counts; a depthwise conv (+Relu) after stage
+    ``depthwise_after``; ``grouped=(stage, groups)`` makes that stage's conv grouped."""
+    b = ModelBuilder(3)
+    x = b.input("x", ["batch", channels[0], size, size])
+    for stage, (c_in, c_out) in enumerate(zip(channels, channels[1:])):
+        groups = grouped[1] if grouped and grouped[0] == stage else 1
+        x = b.conv(x, c_in, c_out, group=groups)
+        if batchnorm and stage == 0:
+            rng = b.rng
+            params = [rng.uniform(0.5, 1.5, c_out), rng.standard_normal(c_out), rng.standard_normal(c_out),
+                      rng.uniform(0.5, 2.0, c_out)]
+            x = b.op("BatchNormalization", [x] + [b.const(p.astype(np.float32), "bn") for p in params])
+        if stage < len(channels) - 2:
+            x = b.op("Relu", [x])
+        if depthwise_after == stage:
+            x = b.op("Relu", [b.conv(x, c_out, c_out, group=c_out)])
+    b.output(x)
+    return b.model()
+
+
+def gemm_mlp(batch=4, k=32, hidden=93, n=16):
+    """Gemm(transB=1) -> Relu -> Gemm(transA=0, transB=1), biases as Gemm C."""
+    b = ModelBuilder(4)
+    x = b.input("x", [batch, k])
+    h = b.op("Gemm", [x, b.weight(hidden, k), b.const(b.rng.standard_normal(hidden).astype(np.float32))], transB=1)
+    h = b.op("Relu", [h])
+    y = b.op("Gemm", [h, b.weight(n, hidden), b.const(b.rng.standard_normal(n).astype(np.float32))], transB=1)
+    b.output(y)
+    return b.model()
+
+
+def stops_at(op_type, hidden=64, inner=93):
+    """MatMul(hidden x inner) -> Add -> ``op_type`` over the padded dim -> MatMul(inner x hidden)."""
+    b = ModelBuilder(5)
+    x = b.input("x", ["batch", 8, hidden])
+    h = b.linear(x, hidden, inner)
+    if op_type == "LayerNormalization":
+        h = b.layernorm(h, inner)
+    elif op_type == "Softmax":
+        h = b.op("Softmax", [h], axis=-1)
+    elif op_type == "ReduceMean":
+        h = b.op("Sub", [h, b.op("ReduceMean", [h], axes=[-1], keepdims=1)])
+    elif op_type == "Reshape":
+        h = b.op("Reshape", [h, b.const(np.array([0, 0, inner], np.int64))])
+    elif op_type == "ResidualAdd":
+        h = b.op("Add", [h, b.linear(x, hidden, inner, bias=False)])
+    elif op_type == "Sigmoid":
+        h = b.op("Sigmoid", [h])  # sigmoid(0) = 0.5: fine, the next MatMul's zero rows absorb it
+    y = b.op("MatMul", [h, b.weight(inner, hidden)])
+    b.output(y)
+    return b.model()
+
+
+def attention_scores(seq=13, head=24):
+    """Q K^T with odd sizes, both operands activations: must be reported and left alone."""
+    b = ModelBuilder(6)
+    q = b.input("q", ["batch", seq, head])
+    k = b.input("k", ["batch", seq, head])
+    kt = b.op("Transpose", [k], perm=[0, 2, 1])
+    b.output(b.op("Softmax", [b.op("MatMul", [q, kt])], axis=-1))
+    return b.model()
+
+
+def reshape_dynamic_sequence(hidden=64):
+    """Reshape to (B, S, -1) with S genuinely dynamic, feeding a MatMul: the -1 resolves to a fixed hidden size."""
+    b = ModelBuilder(7)
+    x = b.input("x", ["batch", "sequence", hidden])
+    shape = b.op("Shape", [x])
+    head = b.op("Slice", [shape, b.const(np.array([0], np.int64)), b.const(np.array([2], np.int64))])
+    target = b.op("Concat", [head, b.const(np.array([-1], np.int64))], axis=0)
+    y = b.op("MatMul", [b.op("Reshape", [x, target]), b.weight(hidden, 16)])
+    b.output(y)
+    return b.model()
+
+
+def reshape_sequence_needed(hidden=16):
+    """Reshape (B, S, H) -> (B, H, S) computed from Shape, feeding a Conv1d-like MatMul over S: S is dynamic,
+    so the pass must leave it alone."""
+    b = ModelBuilder(8)
+    x = b.input("x", ["batch", "sequence", hidden])
+    shape = b.op("Shape", [x])
+    dims = [b.op("Unsqueeze", [b.op("Gather", [shape, b.const(np.array(i, np.int64))], axis=0),
+                               b.const(np.array([0], np.int64))]) for i in (0, 2, 1)]
+    target = b.op("Concat", dims, axis=0)
+    y = b.op("MatMul", [b.op("Reshape", [x, target]), b.input("w", ["sequence", 4])])
+    b.output(y)
+    return b.model()
