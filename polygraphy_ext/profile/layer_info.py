@@ -1,0 +1,153 @@
+"""Load a trtexec ``--exportLayerInfo`` file (engine inspector JSON) and join it to a profile.
+
+Both verbosities are accepted: ``layer_names_only`` writes ``{"Layers": ["name", ...], "Bindings": [...]}``,
+``detailed`` writes objects with ``Name``, ``LayerType``, ``Inputs``/``Outputs`` (``Dimensions``,
+``Format/Datatype``), ``TacticName``, ``Metadata`` and more. A bare list of either is accepted too.
+"""
+
+import re
+from typing import List, Optional
+
+from polygraphy_ext.profile.errors import ProfileError
+from polygraphy_ext.profile.model import LayerInfo, LayerInfoFile, LayerInfoJoin, Profile
+from polygraphy_ext.profile.parse import DEFAULT_MAX_BYTES, read_text_file
+from polygraphy_ext.profile.trtexec_json import read_trtexec_json
+
+# Ordered: the first needle found in a "Format/Datatype" string names the precision.
+_PRECISIONS = [
+    ("fp8", "FP8"),
+    ("int8", "INT8"),
+    ("int4", "INT4"),
+    ("fp4", "FP4"),
+    ("bf16", "BF16"),
+    ("half", "FP16"),
+    ("fp16", "FP16"),
+    ("int32", "INT32"),
+    ("int64", "INT64"),
+    ("bool", "BOOL"),
+    ("float", "FP32"),
+    ("fp32", "FP32"),
+]
+_DLA_LOCATION = re.compile(r"dla", re.IGNORECASE)
+
+
+def precision_of(format_text: Optional[str]) -> Optional[str]:
+    if not format_text:
+        return None
+    lower = format_text.lower()
+    for needle, precision in _PRECISIONS:
+        if needle in lower:
+            return precision
+    return None
+
+
+def _tensors(entry: dict, key: str) -> list:
+    value = entry.get(key)
+    return [tensor for tensor in value if isinstance(tensor, dict)] if isinstance(value, list) else []
+
+
+def _tensor_signature(tensor: dict) -> tuple:
+    dims = tensor.get("Dimensions")
+    return (tuple(dims) if isinstance(dims, list) else dims, tensor.get("Format/Datatype"))
+
+
+def _detailed_layer(entry: dict, index: int, source: str) -> LayerInfo:
+    name = entry.get("Name")
+    if not isinstance(name, str):
+        raise ProfileError(f'{source}: layer {index + 1} has no "Name" string')
+    inputs, outputs = _tensors(entry, "Inputs"), _tensors(entry, "Outputs")
+    layer_type = entry.get("LayerType") if isinstance(entry.get("LayerType"), str) else None
+    precision = None
+    for tensor in outputs + inputs:
+        precision = precision_of(tensor.get("Format/Datatype"))
+        if precision:
+            break
+    stream = entry.get("StreamId")
+    on_dla = (layer_type or "").upper() == "DLA" or any(
+        _DLA_LOCATION.search(str(tensor.get("Location", ""))) for tensor in inputs + outputs
+    )
+    metadata = entry.get("Metadata")
+    return LayerInfo(
+        name=name,
+        index=index,
+        layer_type=layer_type,
+        tactic=entry.get("TacticName") if isinstance(entry.get("TacticName"), str) else None,
+        precision=precision,
+        signature=(layer_type, tuple(map(_tensor_signature, inputs)), tuple(map(_tensor_signature, outputs))),
+        metadata=metadata if isinstance(metadata, str) else None,
+        stream_id=stream if isinstance(stream, int) and not isinstance(stream, bool) else None,
+        on_dla=on_dla,
+    )
+
+
+def load_layer_info(path, max_bytes: int = DEFAULT_MAX_BYTES) -> LayerInfoFile:
+    source = str(path)
+    documents, _ = read_trtexec_json(read_text_file(path, max_bytes, "layer-info file"), source)
+    if len(documents) != 1:
+        raise ProfileError(f"{source}: expected one JSON document of layer information, found {len(documents)}")
+    document = documents[0]
+    layers = document.get("Layers") if isinstance(document, dict) else document
+    if not isinstance(layers, list):
+        raise ProfileError(
+            f'{source}: expected trtexec --exportLayerInfo output (an object with a "Layers" list), '
+            f"found {'an object without it' if isinstance(document, dict) else type(document).__name__}"
+        )
+    if not layers:
+        raise ProfileError(f"{source}: the layer-info file lists no layers")
+    entries: List[LayerInfo] = []
+    detailed = isinstance(layers[0], dict)
+    for index, entry in enumerate(layers):
+        if isinstance(entry, str) and not detailed:
+            entries.append(LayerInfo(name=entry, index=index))
+        elif isinstance(entry, dict) and detailed:
+            entries.append(_detailed_layer(entry, index, source))
+        else:
+            raise ProfileError(
+                f"{source}: layer {index + 1} is neither a name (layer_names_only) nor an object (detailed) "
+                f"like the first layer"
+            )
+    return LayerInfoFile(layers=entries, detailed=detailed, source=source)
+
+
+def join_layer_info(profile: Profile, info: LayerInfoFile) -> LayerInfoJoin:
+    """Pair profile records with layer-info entries: by exact name first, then by position inside the gaps
+    between name-matched anchors (a gap of the same length on both sides pairs up one to one).
+
+    Positions alone are never trusted: without at least one name match the files may be of different engines.
+    """
+    by_name = {}
+    for entry in info.layers:
+        by_name.setdefault(entry.name, []).append(entry)
+    for candidates in by_name.values():
+        candidates.reverse()  # pop() from the end then yields duplicates in file order
+    pairs = {}
+    used = set()
+    for layer in profile.layers:
+        candidates = by_name.get(layer.name)
+        if candidates:
+            entry = candidates.pop()
+            pairs[layer.index] = entry
+            used.add(entry.index)
+    if not pairs:
+        raise ProfileError(
+            f"{info.source}: matches none of the {len(profile.layers)} layers of {profile.source} "
+            f"(is it the layer info of the same engine?)"
+        )
+    name_matches = len(pairs)
+
+    anchors = [(-1, -1)] + sorted((p, e.index) for p, e in pairs.items()) + [(len(profile.layers), len(info.layers))]
+    for (p0, i0), (p1, i1) in zip(anchors, anchors[1:]):
+        gap = p1 - p0 - 1
+        if gap > 0 and gap == i1 - i0 - 1:
+            for offset in range(1, gap + 1):
+                if i0 + offset not in used:
+                    pairs[p0 + offset] = info.layers[i0 + offset]
+                    used.add(i0 + offset)
+
+    return LayerInfoJoin(
+        by_profile_index=pairs,
+        matched_by={"name": name_matches, "position": len(pairs) - name_matches},
+        unmatched_profile=[layer.name for layer in profile.layers if layer.index not in pairs],
+        unmatched_info=[entry.name for entry in info.layers if entry.index not in used],
+        profile_layers=len(profile.layers),
+    )

@@ -1,0 +1,388 @@
+"""Turn a ranking, its groups or a diff into text: a (colored) table, markdown, CSV or JSON."""
+
+import csv
+import io
+import json
+from typing import List, Optional, Sequence
+
+from polygraphy_ext.profile.diff import ProfileDiff
+from polygraphy_ext.profile.families import FAMILY_TITLES, RULES
+from polygraphy_ext.profile.grouping import Group
+from polygraphy_ext.profile.ranking import RankedLayer, Ranking
+
+FORMATS = ("table", "csv", "json", "markdown")
+DEFAULT_NAME_WIDTH = 60
+DEFAULT_TOP_FOR_TEXT = 25  # table and markdown; csv and json list every layer unless --top is given
+_HOT_SHARE = 0.10
+_WARM_SHARE = 0.03
+
+
+def shorten_middle(name: str, width: int) -> str:
+    """``encoder/layer.11/attention/.../MatMul_3`` style: keep both ends, they are what tells layers apart."""
+    if width <= 0 or len(name) <= width:
+        return name
+    if width < 5:
+        return name[:width]
+    head = (width - 1) // 2
+    tail = width - 1 - head
+    return f"{name[:head]}…{name[-tail:]}"
+
+
+def _ms(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _pct(value: Optional[float]) -> str:
+    if value is None:
+        return "-"
+    # Rounds to 0.0% rather than printing a negative zero.
+    return f"{value * 100:.1f}%" if abs(value) >= 0.0005 else "0.0%"
+
+
+class _Painter:
+    """Colors through the ``colored`` package, which itself falls back to plain text when stdout is not a TTY
+    (and honours NO_COLOR / FORCE_COLOR)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._colored = None
+        if enabled:
+            try:
+                import colored
+
+                self._colored = colored
+            except ImportError:
+                self.enabled = False
+
+    def __call__(self, text: str, color: Optional[str]) -> str:
+        if not self.enabled or not color:
+            return text
+        style = self._colored.attr("bold") if color == "bold" else self._colored.fore(color)
+        return self._colored.stylize(text, style)
+
+    def for_share(self, share: float) -> Optional[str]:
+        return "red" if share >= _HOT_SHARE else ("yellow" if share >= _WARM_SHARE else None)
+
+
+def _text_table(header: Sequence[str], rows: List[Sequence[str]], right: Sequence[bool], paint, colors=None) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)] if rows else list(map(len, header))
+    def line(cells):
+        padded = [
+            (str(c).rjust(w) if r else str(c).ljust(w)) for c, w, r in zip(cells, widths, right)
+        ]
+        return "  ".join(padded).rstrip()
+    out = [paint(line(header), "bold")]
+    for index, row in enumerate(rows):
+        out.append(paint(line(row), colors[index] if colors else None))
+    return "\n".join(out)
+
+
+def _markdown_table(header: Sequence[str], rows: List[Sequence[str]], right: Sequence[bool]) -> str:
+    def escape(cell):
+        return str(cell).replace("|", "\\|")
+    out = ["| " + " | ".join(map(escape, header)) + " |", "|" + "|".join("---:" if r else "---" for r in right) + "|"]
+    out += ["| " + " | ".join(map(escape, row)) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def _table(fmt, header, rows, right, paint, colors=None) -> str:
+    if fmt == "markdown":
+        return _markdown_table(header, rows, right)
+    return _text_table(header, rows, right, paint, colors)
+
+
+def _notes_block(fmt: str, notes: List[str]) -> List[str]:
+    if not notes:
+        return []
+    if fmt == "markdown":
+        return ["", "Notes:", ""] + [f"- {note}" for note in notes]
+    return [""] + [f"Note: {note}" for note in notes]
+
+
+# ---------------------------------------------------------------- ranking
+
+def _layer_cells(row: RankedLayer, explain: bool, name_width: int) -> List[str]:
+    cells = [
+        str(row.rank),
+        _pct(row.share),
+        _pct(row.cumulative),
+        _ms(row.layer.average_ms),
+        _ms(row.layer.median_ms),
+        FAMILY_TITLES[row.family],
+    ]
+    if explain:
+        cells.append(row.rule.id)
+    cells.append(shorten_middle(row.layer.name, name_width))
+    return cells
+
+
+def summary_line(ranking: Ranking, fraction: float = 0.9) -> str:
+    timed = len(ranking.timed_rows)
+    zero = len(ranking.zero_time_rows)
+    extra = f", {zero} with zero time" if zero else ""
+    return (
+        f"{ranking.layers_for_share(fraction)} layers make {fraction:.0%} of the time "
+        f"(of {timed} timed layers{extra}); total {ranking.total_average_ms:.4f} ms per iteration"
+    )
+
+
+def render_ranking(
+    ranking: Ranking,
+    fmt: str = "table",
+    top: Optional[int] = None,
+    explain: bool = False,
+    groups: Optional[List[Group]] = None,
+    group_by: Optional[str] = None,
+    notes: Sequence[str] = (),
+    color: bool = False,
+    name_width: int = DEFAULT_NAME_WIDTH,
+) -> str:
+    if fmt == "json":
+        return json.dumps(ranking_to_dict(ranking, top, groups, group_by, notes), indent=2) + "\n"
+    if fmt == "csv":
+        return _groups_csv(groups) if groups is not None else _ranking_csv(ranking, top)
+    paint = _Painter(color and fmt == "table")
+    top = DEFAULT_TOP_FOR_TEXT if top is None else top
+    profile = ranking.profile
+    iterations = f"{profile.count} iterations" if profile.count else "iteration count unknown"
+    title = (
+        f"Profile {profile.source} (run {profile.run_index} of {profile.run_total}, {iterations}, "
+        f"{len(profile.layers)} layers)"
+    )
+    lines = [f"## {title}" if fmt == "markdown" else paint(title, "bold"), ""]
+
+    header = ["Rank", "Time %", "Cum %", "Avg ms", "Median ms", "Family"] + (["Rule"] if explain else []) + ["Layer"]
+    right = [True] * 5 + [False] * (len(header) - 5)
+    timed = ranking.timed_rows
+    shown = timed[:top] if top else timed
+    rows = [_layer_cells(row, explain, name_width) for row in shown]
+    colors = [paint.for_share(row.share) for row in shown]
+    hidden = timed[len(shown) :]
+    if hidden:
+        hidden_share = sum(row.share for row in hidden)
+        rows.append(["…", _pct(hidden_share), "", "", "", ""] + ([""] if explain else []) + [f"({len(hidden)} more layers)"])
+        colors.append(None)
+    zero = ranking.zero_time_rows
+    if zero:
+        rows.append(["-", _pct(0.0), "", _ms(0.0), "", ""] + ([""] if explain else []) + [f"({len(zero)} layers with zero time)"])
+        colors.append(None)
+    lines.append(_table(fmt, header, rows, right, paint, colors))
+    lines += ["", summary_line(ranking)]
+
+    if explain:
+        used = sorted({row.rule.id for row in shown})
+        lines += ["", "Rules:"] + [f"  {rule_id}: {_rule_text(rule_id, shown)}" for rule_id in used]
+    if groups is not None:
+        lines += ["", f"Grouped by {group_by}:", ""]
+        lines.append(_groups_table(fmt, groups, top, paint, name_width))
+    lines += _notes_block(fmt, list(notes))
+    return "\n".join(lines) + "\n"
+
+
+def _rule_text(rule_id: str, rows: List[RankedLayer]) -> str:
+    if rule_id in RULES:
+        return RULES[rule_id].description
+    return next(row.rule.description for row in rows if row.rule.id == rule_id)
+
+
+def _groups_table(fmt: str, groups: List[Group], top: int, paint, name_width: int) -> str:
+    header = ["Group", "Layers", "Time %", "Avg ms", "Slowest layer"]
+    right = [False, True, True, True, False]
+    shown = groups[:top] if top else groups
+    rows = [
+        [shorten_middle(g.key, name_width), str(g.layers), _pct(g.share), _ms(g.average_ms), shorten_middle(g.slowest, name_width)]
+        for g in shown
+    ]
+    if len(groups) > len(shown):
+        rest = groups[len(shown) :]
+        rows.append([f"({len(rest)} more groups)", str(sum(g.layers for g in rest)), _pct(sum(g.share for g in rest)), "", ""])
+    return _table(fmt, header, rows, right, paint, [paint.for_share(g.share) for g in shown] + [None])
+
+
+def _layer_record(row: RankedLayer) -> dict:
+    record = {
+        "rank": row.rank,
+        "name": row.layer.name,
+        "family": row.family,
+        "rule": row.rule.id,
+        "time_ms": row.layer.time_ms,
+        "average_ms": row.layer.average_ms,
+        "median_ms": row.layer.median_ms,
+        "share": row.share,
+        "cumulative_share": row.cumulative,
+        "percentage_in_file": row.layer.percentage,
+        "index_in_file": row.layer.index,
+    }
+    if row.info is not None:
+        record.update(layer_type=row.info.layer_type, tactic=row.info.tactic, precision=row.info.precision)
+    return record
+
+
+_CSV_LAYER_FIELDS = [
+    "rank", "name", "family", "rule", "time_ms", "average_ms", "median_ms", "share", "cumulative_share",
+    "percentage_in_file", "index_in_file", "layer_type", "tactic", "precision",
+]
+
+
+def _ranking_csv(ranking: Ranking, top: Optional[int]) -> str:
+    stream = io.StringIO()
+    writer = csv.DictWriter(stream, fieldnames=_CSV_LAYER_FIELDS, restval="", lineterminator="\n")
+    writer.writeheader()
+    for row in ranking.rows[:top] if top else ranking.rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in _layer_record(row).items()})
+    return stream.getvalue()
+
+
+def _groups_csv(groups: List[Group]) -> str:
+    stream = io.StringIO()
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(["group", "layers", "time_ms", "average_ms", "share", "slowest_layer"])
+    for g in groups:
+        writer.writerow([g.key, g.layers, g.time_ms, g.average_ms, g.share, g.slowest])
+    return stream.getvalue()
+
+
+def ranking_to_dict(ranking, top=None, groups=None, group_by=None, notes=()) -> dict:
+    profile = ranking.profile
+    data = {
+        "source": profile.source,
+        "run": profile.run_index,
+        "runs_in_file": profile.run_total,
+        "count": profile.count,
+        "layers_total": len(profile.layers),
+        "total_ms": ranking.total_ms,
+        "total_average_ms": ranking.total_average_ms,
+        "layers_for_90_percent": ranking.layers_for_share(0.9),
+        "zero_time_layers": len(ranking.zero_time_rows),
+        "layers": [_layer_record(row) for row in (ranking.rows[:top] if top else ranking.rows)],
+        "notes": list(notes),
+    }
+    if ranking.join is not None:
+        join = ranking.join
+        data["layer_info"] = {
+            "coverage": join.coverage,
+            "matched_by": join.matched_by,
+            "unmatched_profile_layers": join.unmatched_profile,
+            "unmatched_layer_info_entries": join.unmatched_info,
+        }
+    if groups is not None:
+        data["group_by"] = group_by
+        data["groups"] = [vars(g).copy() for g in groups]
+    return data
+
+
+# ---------------------------------------------------------------- diff
+
+def _ratio(value: Optional[float]) -> str:
+    return "new" if value is None else f"{value:.2f}x"
+
+
+def render_diff(
+    diff: ProfileDiff,
+    before_source: str,
+    after_source: str,
+    fmt: str = "table",
+    top: Optional[int] = None,
+    notes: Sequence[str] = (),
+    color: bool = False,
+    name_width: int = DEFAULT_NAME_WIDTH,
+) -> str:
+    if fmt == "json":
+        return json.dumps(diff_to_dict(diff, before_source, after_source, top, notes), indent=2) + "\n"
+    if fmt == "csv":
+        return _diff_csv(diff, top)
+    paint = _Painter(color and fmt == "table")
+    top = DEFAULT_TOP_FOR_TEXT if top is None else top
+    title = f"Diff {before_source} (before) -> {after_source} (after)"
+    lines = [f"## {title}" if fmt == "markdown" else paint(title, "bold"), ""]
+    header = ["Delta ms", "Ratio", "Before ms", "After ms", "Of change", "Match", "Family", "Layer"]
+    right = [True] * 5 + [False] * 3
+    changed = [d for d in diff.layers if d.delta_ms != 0 or d.matched_by in ("added", "removed")]
+    shown = changed[:top] if top else changed
+    rows = [
+        [
+            f"{d.delta_ms:+.4f}",
+            "gone" if d.matched_by == "removed" else _ratio(d.ratio),
+            _ms(d.before_ms),
+            _ms(d.after_ms),
+            _pct(diff.share_of_change(d.delta_ms)),
+            d.matched_by,
+            FAMILY_TITLES[d.family],
+            shorten_middle(d.name, name_width),
+        ]
+        for d in shown
+    ]
+    colors = [("green" if d.delta_ms < 0 else "red") if d.delta_ms else None for d in shown]
+    if len(changed) > len(shown):
+        rows.append([f"{sum(d.delta_ms for d in changed[len(shown):]):+.4f}", "", "", "", "", "", "", f"({len(changed) - len(shown)} more changed layers)"])
+        colors.append(None)
+    lines.append(_table(fmt, header, rows, right, paint, colors))
+    m = diff.matched_by
+    lines += [
+        "",
+        f"Matched {m['name']} by name, {m['normalized']} by normalized name, {m['signature']} by layer-info "
+        f"signature; {m['added']} added ({sum(d.after_ms for d in diff.added):.4f} ms), "
+        f"{m['removed']} removed ({sum(d.before_ms for d in diff.removed):.4f} ms)",
+        "",
+        "By family:",
+        "",
+    ]
+    family_rows = [
+        [FAMILY_TITLES[f.family], _ms(f.before_ms), _ms(f.after_ms), f"{f.delta_ms:+.4f}", _pct(diff.share_of_change(f.delta_ms))]
+        for f in diff.families
+    ]
+    family_colors = [("green" if f.delta_ms < 0 else "red") if f.delta_ms else None for f in diff.families]
+    lines.append(
+        _table(fmt, ["Family", "Before ms", "After ms", "Delta ms", "Of change"], family_rows, [False] + [True] * 4, paint, family_colors)
+    )
+    lines += _notes_block(fmt, list(notes))
+    lines += ["", paint(diff.verdict(), "bold")]
+    return "\n".join(lines) + "\n"
+
+
+def _delta_record(diff: ProfileDiff, d) -> dict:
+    return {
+        "name": d.name,
+        "before_name": d.before_name,
+        "family": d.family,
+        "matched_by": d.matched_by,
+        "before_ms": d.before_ms,
+        "after_ms": d.after_ms,
+        "delta_ms": d.delta_ms,
+        "ratio": d.ratio,
+        "share_of_change": diff.share_of_change(d.delta_ms),
+    }
+
+
+def _diff_csv(diff: ProfileDiff, top: Optional[int]) -> str:
+    stream = io.StringIO()
+    fields = list(_delta_record(diff, diff.layers[0]).keys()) if diff.layers else ["name"]
+    writer = csv.DictWriter(stream, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for d in diff.layers[:top] if top else diff.layers:
+        writer.writerow({k: ("" if v is None else v) for k, v in _delta_record(diff, d).items()})
+    return stream.getvalue()
+
+
+def diff_to_dict(diff: ProfileDiff, before_source: str, after_source: str, top=None, notes=()) -> dict:
+    return {
+        "before": before_source,
+        "after": after_source,
+        "before_total_ms": diff.before_total_ms,
+        "after_total_ms": diff.after_total_ms,
+        "speedup": diff.before_total_ms / diff.after_total_ms if diff.after_total_ms else None,
+        "verdict": diff.verdict(),
+        "matched_by": diff.matched_by,
+        "layers": [_delta_record(diff, d) for d in (diff.layers[:top] if top else diff.layers)],
+        "families": [
+            {
+                "family": f.family,
+                "before_ms": f.before_ms,
+                "after_ms": f.after_ms,
+                "delta_ms": f.delta_ms,
+                "share_of_change": diff.share_of_change(f.delta_ms),
+            }
+            for f in diff.families
+        ],
+        "notes": list(notes),
+    }
