@@ -20,6 +20,7 @@ IMPORT_HOOKS = {
     "polygraphy.tools.registry": "polygraphy_ext._tool_proxies:extend_tool_registry",
     "polygraphy.tools.surgeon.surgeon": "polygraphy_ext._tool_proxies:extend_surgeon",
     "polygraphy.tools.args.backend.trt.loader": "polygraphy_ext.plugins.args:patch_polygraphy",
+    "polygraphy.backend.onnxrt.loader": "polygraphy_ext.plugins.ort_reference:patch_session_from_onnx",
 }
 
 

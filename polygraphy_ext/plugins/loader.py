@@ -26,7 +26,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from polygraphy import mod, util
 from polygraphy.backend.base import BaseLoader
 from polygraphy.exception import PolygraphyException
-from polygraphy.logger import G_LOGGER
+from polygraphy.logger import G_LOGGER, LogMode
 
 from polygraphy_ext.plugins import elf, trt_env
 from polygraphy_ext.plugins.library import shipped_library_path
@@ -143,10 +143,16 @@ def _trt():
 
         logger = trt_util.get_trt_logger()
         with contextlib.suppress(Exception):
-            trt.Runtime(logger)
+            _trt.runtime = trt.Runtime(logger)  # kept alive: TensorRT forgets the logger with its last owner
         with contextlib.suppress(Exception):
             trt.init_libnvinfer_plugins(logger, "")
         _trt._logger_installed = True
+        # The TensorRT-RTX parser aborts the process on the first plugin node unless this link exists.
+        if trt_env.using_rtx():
+            try:
+                trt_env.ensure_rtx_parser_library()
+            except trt_env.TrtEnvironmentError as err:
+                _fail(str(err))
     return trt
 
 
@@ -247,7 +253,7 @@ def load_libraries(specs: Iterable) -> List[LoadedLibrary]:
     for path in resolve_plugin_paths(specs):
         real = os.path.realpath(path)
         if real in seen:
-            G_LOGGER.warning(f"Plugin library {path} was given more than once; loading it once")
+            G_LOGGER.warning(f"Plugin library {path} was given more than once; loading it once", mode=LogMode.ONCE)
             continue
         seen.add(real)
         loaded.append(load_plugin_library(path))
@@ -309,7 +315,11 @@ def check_model_plugins(model, autoload_shipped: bool = True) -> None:
         return
     ours = shipped_plugin_keys()
     shipped = shipped_library_path()
-    if autoload_shipped and shipped is not None and any(use.key in ours for use in uses):
+    spec = library_spec()
+    uses_ours = any(
+        use.key in ours or use.key.namespace == spec.namespace or spec.onnx_domain in use.domains for use in uses
+    )
+    if autoload_shipped and shipped is not None and uses_ours:
         if os.path.realpath(shipped) not in _LOADED:
             G_LOGGER.info(f"{label} uses polygraphy-ext plugins: loading {shipped} automatically")
         load_plugin_library(shipped)

@@ -1,0 +1,313 @@
+"""`--plugins` end to end: polygraphy convert/run with real plugin libraries compiled at test time.
+
+Engines are built for SM89 on the CPU through TensorRT-RTX. Every case runs the console script in a
+subprocess, because plugin registration is per process and cannot be undone.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = Path(__file__).resolve().parent
+CC = ("--compute-capabilities", "8.9")
+
+_spec = importlib.util.spec_from_file_location("build_testlibs", HERE / "testlibs" / "build_testlibs.py")
+build_testlibs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(build_testlibs)
+
+
+def _loaded_trt_library() -> Path:
+    """The TensorRT(-RTX) runtime library this process mapped when importing TensorRT."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split()[-1]
+            if "/libtensorrt_rtx.so." in path or "/libnvinfer.so." in path:
+                return Path(path)
+    pytest.skip("cannot locate the TensorRT runtime library")
+
+
+@pytest.fixture(scope="session")
+def libs(trt, tmp_path_factory):
+    if build_testlibs.compiler() is None:
+        pytest.skip("g++ not found")
+    return build_testlibs.build(tmp_path_factory.mktemp("testlibs"), _loaded_trt_library())
+
+
+def plugin_model(path: Path, *plugins, opset=17) -> Path:
+    """x -> plugin -> plugin -> ... -> y, each plugin given as (op_type, attrs)."""
+    nodes, current = [], "x"
+    for i, (op, attrs) in enumerate(plugins):
+        out = "y" if i == len(plugins) - 1 else f"t{i}"
+        nodes.append(helper.make_node(op, [current], [out], name=f"{op.lower()}_{i}", domain="pgx_test", **attrs))
+        current = out
+    graph = helper.make_graph(
+        nodes,
+        "plugins",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid("pgx_test", 1)], ir_version=8
+    )
+    onnx.save(model, str(path))
+    return path
+
+
+IDENTITY = ("PgxTestIdentity", {"plugin_version": "1", "plugin_namespace": "pgx_test"})
+OTHER = ("PgxTestOther", {"plugin_version": "1", "plugin_namespace": "pgx_test"})
+STATIC = ("PgxTestStaticIdentity", {"plugin_version": "1", "plugin_namespace": "pgx_test"})
+
+
+def output_of(proc):
+    return proc.stdout + proc.stderr
+
+
+def assert_clean_failure(proc, *fragments, output=None):
+    text = output_of(proc)
+    assert proc.returncode != 0, text
+    assert "Traceback" not in text, text
+    errors = [line for line in text.splitlines() if line.startswith("[!]")]
+    assert len(errors) == 1, text
+    for fragment in fragments:
+        assert fragment in errors[0], text
+    if output is not None:
+        assert not Path(output).exists()
+
+
+def test_getcreators_library_builds_engine_and_logs_creators(run_polygraphy, libs, tmp_path):
+    model = plugin_model(tmp_path / "m.onnx", IDENTITY)
+    engine = tmp_path / "m.engine"
+    proc = run_polygraphy("convert", model, "-o", engine, *CC, "--plugins", libs["libpgx_thirdparty.so"])
+    assert proc.returncode == 0, output_of(proc)
+    assert engine.stat().st_size > 0
+    assert (
+        f"Loaded plugin library {libs['libpgx_thirdparty.so']} via plugin registry (getCreators); "
+        "creators added: PgxTestIdentity version 1 namespace 'pgx_test'"
+    ) in output_of(proc)
+
+
+def test_static_library_linked_to_tensorrt_loads_after_tensorrt(run_polygraphy, libs, tmp_path):
+    static = libs["libpgx_static.so"]
+    # What Polygraphy's own --plugins (ctypes.CDLL before TensorRT is loaded) runs into:
+    early = subprocess.run(
+        [sys.executable, "-c", f"import ctypes; ctypes.CDLL({str(static)!r})"], capture_output=True, text=True
+    )
+    assert early.returncode != 0 and "cannot open shared object file" in early.stderr
+
+    model = plugin_model(tmp_path / "m.onnx", STATIC)
+    proc = run_polygraphy("convert", model, "-o", tmp_path / "m.engine", *CC, "--plugins", static)
+    assert proc.returncode == 0, output_of(proc)
+    assert "via dlopen (static registration); creators added: PgxTestStaticIdentity version 1" in output_of(proc)
+
+
+def test_directories_and_files_mix(run_polygraphy, libs, tmp_path):
+    plugin_dir = tmp_path / "plugins"
+    plugin_dir.mkdir()
+    os.symlink(libs["libpgx_other.so"], plugin_dir / "libpgx_other.so")
+    (plugin_dir / "README.txt").write_text("not a library, and not named like one")
+    model = plugin_model(tmp_path / "m.onnx", IDENTITY, OTHER, STATIC)
+    proc = run_polygraphy(
+        "convert", model, "-o", tmp_path / "m.engine", *CC,
+        "--plugins", plugin_dir, libs["libpgx_thirdparty.so"], libs["libpgx_static.so"],
+    )
+    assert proc.returncode == 0, output_of(proc)
+    assert output_of(proc).count("Loaded plugin library") == 3
+
+
+def test_same_library_twice_registers_once(run_polygraphy, libs, tmp_path):
+    lib = libs["libpgx_thirdparty.so"]
+    plugin_dir = tmp_path / "plugins"
+    plugin_dir.mkdir()
+    os.symlink(lib, plugin_dir / "libpgx_thirdparty.so")
+    model = plugin_model(tmp_path / "m.onnx", IDENTITY)
+    proc = run_polygraphy("convert", model, "-o", tmp_path / "m.engine", *CC, "--plugins", lib, plugin_dir, lib)
+    text = output_of(proc)
+    assert proc.returncode == 0, text
+    assert text.count("Loaded plugin library") == 1
+    assert text.count("was given more than once; loading it once") == 2
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing_path",
+        "empty_directory",
+        "not_a_library",
+        "other_architecture",
+        "no_entry_points",
+        "no_logger_finder",
+        "duplicate_creator",
+        "unknown_version",
+        "unknown_namespace",
+        "several_missing",
+    ],
+)
+def test_errors_are_one_line_and_write_nothing(run_polygraphy, libs, tmp_path, case):
+    engine = tmp_path / "m.engine"
+    model = plugin_model(tmp_path / "m.onnx", IDENTITY)
+    third = str(libs["libpgx_thirdparty.so"])
+    if case == "missing_path":
+        args, expected = [third, tmp_path / "nope.so"], [f"plugin library {tmp_path / 'nope.so'} does not exist"]
+    elif case == "empty_directory":
+        (tmp_path / "empty").mkdir()
+        (tmp_path / "empty" / "notes.txt").write_text("x")
+        args, expected = [tmp_path / "empty"], ["contains no plugin libraries"]
+    elif case == "not_a_library":
+        (tmp_path / "libfake.so").write_text("INPUT(-lfoo)\n")
+        args, expected = [tmp_path / "libfake.so"], ["libfake.so is not a shared library (not an ELF file)"]
+    elif case == "other_architecture":
+        foreign = build_testlibs.write_foreign_arch_library(tmp_path / "libarm.so")
+        args, expected = [foreign], ["libarm.so was built for aarch64 (64-bit) but this machine is x86_64"]
+    elif case == "no_entry_points":
+        args, expected = [libs["libpgx_no_entry_points.so"]], [
+            "is not a TensorRT plugin library: it neither exports getCreators/setLoggerFinder nor registers"
+        ]
+    elif case == "no_logger_finder":
+        args, expected = [libs["libpgx_no_logger_finder.so"]], ["exports getCreators but not setLoggerFinder"]
+    elif case == "duplicate_creator":
+        args, expected = [third, libs["libpgx_thirdparty_copy.so"]], [
+            f"{libs['libpgx_thirdparty_copy.so']} provides plugin creator PgxTestIdentity, which {third} already "
+            "registered"
+        ]
+    elif case == "unknown_version":
+        model = plugin_model(tmp_path / "v2.onnx", ("PgxTestIdentity", {"plugin_version": "2", "plugin_namespace": "pgx_test"}))
+        args, expected = [third], [
+            "PgxTestIdentity version 2 namespace 'pgx_test' (node 'pgxtestidentity_0'; registered only as version 1 "
+            f"namespace 'pgx_test' from {third}"
+        ]
+    elif case == "unknown_namespace":
+        model = plugin_model(tmp_path / "ns.onnx", ("PgxTestIdentity", {"plugin_version": "1", "plugin_namespace": "acme"}))
+        args, expected = [third], ["PgxTestIdentity version 1 namespace 'acme'", "registered only as version 1 namespace 'pgx_test'"]
+    else:
+        model = plugin_model(tmp_path / "two.onnx", IDENTITY, OTHER, ("Mystery", {}))
+        args, expected = [third], [
+            "needs TensorRT plugin(s) that are not registered: PgxTestOther version 1 namespace 'pgx_test' "
+            "(node 'pgxtestother_1'; no loaded library provides it); Mystery version 1 namespace ''"
+        ]
+    proc = run_polygraphy("convert", model, "-o", engine, *CC, "--plugins", *args)
+    assert_clean_failure(proc, *expected, output=engine)
+
+
+def test_nothing_is_loaded_from_implicit_places(run_polygraphy, libs, tmp_path):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    lib = libs["libpgx_thirdparty.so"]
+    os.symlink(lib, workdir / lib.name)
+    model = plugin_model(tmp_path / "m.onnx", IDENTITY)
+    engine = tmp_path / "m.engine"
+    # A library in the current directory is not picked up for a model that needs it...
+    proc = run_polygraphy("convert", model, "-o", engine, *CC, cwd=workdir)
+    assert_clean_failure(proc, "PgxTestIdentity version 1 namespace 'pgx_test'", output=engine)
+    # ...and a bare name is a path, not a library-path search.
+    proc = run_polygraphy(
+        "convert", model, "-o", engine, *CC, "--plugins", lib.name, cwd=tmp_path, env={"LD_LIBRARY_PATH": str(lib.parent)}
+    )
+    assert_clean_failure(proc, f"plugin library {lib.name} does not exist", output=engine)
+
+
+def test_embed_plugins_puts_the_library_in_the_engine(run_polygraphy, libs, tmp_path):
+    lib = libs["libpgx_thirdparty.so"]
+    model = plugin_model(tmp_path / "m.onnx", IDENTITY)
+    plain, embedded = tmp_path / "plain.engine", tmp_path / "embedded.engine"
+    for engine, extra in ((plain, ()), (embedded, ("--embed-plugins",))):
+        proc = run_polygraphy("convert", model, "-o", engine, *CC, "--plugins", lib, *extra)
+        assert proc.returncode == 0, output_of(proc)
+    library_bytes = lib.read_bytes()
+    assert library_bytes in embedded.read_bytes()
+    assert library_bytes not in plain.read_bytes()
+
+
+def test_gen_script_loads_plugins_the_same_way(run_polygraphy, libs, tmp_path):
+    lib = libs["libpgx_thirdparty.so"]
+    model = plugin_model(tmp_path / "m.onnx", IDENTITY)
+    # `run` has no --compute-capabilities; a config postprocess script sets SM89 so that the build works on CPU.
+    (tmp_path / "sm89.py").write_text(
+        "def postprocess_config(builder, network, config):\n"
+        "    from polygraphy.mod.trt_importer import lazy_import_trt\n"
+        "    trt = lazy_import_trt()\n"
+        "    config.num_compute_capabilities = 1\n"
+        "    config.set_compute_capability(trt.ComputeCapability.SM89, 0)\n"
+    )
+    engine, script = tmp_path / "m.engine", tmp_path / "script.py"
+    proc = run_polygraphy(
+        "run", model, "--trt", "--plugins", lib, "--embed-plugins", "--trt-cpps", tmp_path / "sm89.py",
+        "--save-engine", engine, "--gen-script", script,
+    )
+    assert proc.returncode == 0, output_of(proc)
+    text = script.read_text()
+    assert "from polygraphy_ext.plugins.loader import EmbedPluginLibraries, LoadPluginLibraries" in text
+    assert "check_onnx_model=True" in text
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    out = ran.stdout + ran.stderr
+    assert f"Loaded plugin library {lib} via plugin registry (getCreators)" in out
+    assert lib.read_bytes() in engine.read_bytes()  # built and saved before inference (which needs a GPU)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The shipped library
+
+
+def layer_norm_model(path: Path) -> Path:
+    from polygraphy_ext.plugins.specs import plugin_spec
+
+    spec = plugin_spec("LayerNorm")
+    rng = np.random.default_rng(0)
+    gamma = numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "gamma")
+    beta = numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "beta")
+    node = helper.make_node(
+        "LayerNorm", ["x", "gamma", "beta"], ["y"], name="ln", domain=spec.onnx_domain, **spec.onnx_attrs(epsilon=1e-5)
+    )
+    graph = helper.make_graph(
+        [node], "ln",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8])],
+        [gamma, beta],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(spec.onnx_domain, 1)], ir_version=8
+    )
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("plugins", [("--plugins", "polygraphy_ext"), ()], ids=["by-name", "auto-loaded"])
+def test_shipped_library_builds(run_polygraphy, plugin_library, tmp_path, plugins):
+    model = layer_norm_model(tmp_path / "fused_plugin.onnx")
+    engine = tmp_path / "model.engine"
+    proc = run_polygraphy("convert", model, "-o", engine, *CC, *plugins)
+    assert proc.returncode == 0, output_of(proc)
+    assert engine.stat().st_size > 0
+    assert f"Loaded plugin library {plugin_library}" in output_of(proc)
+
+
+def test_shipped_library_autoload_can_be_turned_off(run_polygraphy, plugin_library, tmp_path):
+    model = layer_norm_model(tmp_path / "fused_plugin.onnx")
+    engine = tmp_path / "model.engine"
+    proc = run_polygraphy("convert", model, "-o", engine, *CC, "--no-autoload-plugins")
+    assert_clean_failure(proc, "LayerNorm version 1 namespace 'polygraphy_ext'", "--plugins polygraphy_ext", output=engine)
+
+
+def test_fused_model_compares_against_original_on_cpu(run_polygraphy, tmp_path):
+    """The onnxruntime path runs our plugin nodes through reference ops: fused vs unfused on a CPU."""
+    fused = layer_norm_model(tmp_path / "fused.onnx")
+    proto = onnx.load(str(fused))
+    node = proto.graph.node[0]
+    original_node = helper.make_node("LayerNormalization", list(node.input), list(node.output), axis=-1, epsilon=1e-5)
+    del proto.graph.node[:]
+    proto.graph.node.append(original_node)
+    del proto.opset_import[1:]
+    onnx.save(proto, str(tmp_path / "original.onnx"))
+
+    ref = tmp_path / "ref.json"
+    proc = run_polygraphy("run", tmp_path / "original.onnx", "--onnxrt", "--save-outputs", ref)
+    assert proc.returncode == 0, output_of(proc)
+    proc = run_polygraphy("run", fused, "--onnxrt", "--load-outputs", ref, "--atol", "1e-5", "--rtol", "1e-5")
+    assert proc.returncode == 0, output_of(proc)
+    assert "running polygraphy-ext plugin nodes through their CPU reference ops (LayerNorm x1)" in output_of(proc)
