@@ -1,0 +1,144 @@
+"""Replace a matched chain by one node: ONNX LayerNormalization/RMSNormalization, or a TensorRT plugin node.
+
+Plugin node names, versions, namespace, domain and fields come only from ``polygraphy_ext.plugins.specs``,
+the definition the C++ plugin creators are generated from.
+"""
+
+from typing import Dict, List, Optional, Set
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from polygraphy_ext.passes.fuse_layernorm.patterns import NormMatch
+
+LAYERNORM_OPSET = 17
+RMSNORM_OPSET = 23
+
+
+class UniqueNames:
+    def __init__(self, taken: Set[str]):
+        self._taken = set(taken)
+
+    def __call__(self, base: str) -> str:
+        name, i = base, 1
+        while name in self._taken:
+            name, i = f"{base}_{i}", i + 1
+        self._taken.add(name)
+        return name
+
+
+def _detach(nodes: Dict[int, gs.Node]) -> None:
+    """Cut the old chain loose; graph.cleanup() removes it afterwards."""
+    for node in nodes.values():
+        node.inputs.clear()
+        node.outputs.clear()
+
+
+def _const(names: UniqueNames, base: str, value: np.ndarray, dtype: np.dtype) -> gs.Constant:
+    return gs.Constant(names(base), np.ascontiguousarray(value.astype(dtype)))
+
+
+def _ones_like_block(match: NormMatch) -> np.ndarray:
+    dims = [d for d in match.x.shape[len(match.x.shape) - match.k :]] if match.x.shape is not None else None
+    if dims is None or not all(isinstance(d, (int, np.integer)) for d in dims):
+        raise ValueError("internal: a scale is needed but the normalized dims are unknown")
+    return np.ones(dims, dtype=match.compute_dtype)
+
+
+def _cast_output(graph: gs.Graph, names: UniqueNames, match: NormMatch, base: str) -> gs.Tensor:
+    """The tensor the fused node writes: the chain's output, or a temporary that a Cast then converts."""
+    if match.output_dtype == match.compute_dtype:
+        return match.output
+    temp = gs.Variable(names(f"{base}_out"), dtype=match.compute_dtype, shape=match.output.shape)
+    graph.nodes.append(
+        gs.Node(
+            "Cast",
+            names(f"{base}_cast"),
+            attrs={"to": onnx.helper.np_dtype_to_tensor_dtype(np.dtype(match.output_dtype))},
+            inputs=[temp],
+            outputs=[match.output],
+        )
+    )
+    return temp
+
+
+class NativeEmitter:
+    """ONNX LayerNormalization (opset 17) / RMSNormalization (opset 23)."""
+
+    target = "native"
+
+    @staticmethod
+    def required_opset(match: NormMatch) -> int:
+        return RMSNORM_OPSET if match.kind == "RMSNorm" else LAYERNORM_OPSET
+
+    @staticmethod
+    def emit(graph: gs.Graph, names: UniqueNames, match: NormMatch) -> gs.Node:
+        base = names(f"{match.anchor.name or match.kind}_fused")
+        _detach(match.nodes)
+        gamma = match.gamma if match.gamma is not None else _ones_like_block(match)
+        inputs: List[gs.Tensor] = [match.x, _const(names, f"{base}_scale", gamma, match.compute_dtype)]
+        if match.kind == "LayerNorm":
+            op = "LayerNormalization"
+            if match.beta is not None:
+                inputs.append(_const(names, f"{base}_bias", match.beta, match.compute_dtype))
+        else:
+            op = "RMSNormalization"
+        out = _cast_output(graph, names, match, base)
+        node = gs.Node(op, base, attrs={"axis": match.axis, "epsilon": float(match.epsilon)}, inputs=inputs, outputs=[out])
+        graph.nodes.append(node)
+        return node
+
+
+class PluginEmitter:
+    """Nodes for polygraphy-ext's TensorRT plugins (LayerNorm, SkipLayerNorm, RMSNorm) in their custom domain."""
+
+    target = "plugin"
+
+    @staticmethod
+    def required_opset(match: NormMatch) -> int:
+        return 0
+
+    @staticmethod
+    def emit(graph: gs.Graph, names: UniqueNames, match: NormMatch) -> gs.Node:
+        from polygraphy_ext.plugins.specs import plugin_spec
+
+        skip = match.skip
+        plugin = "SkipLayerNorm" if skip is not None else match.kind
+        spec = plugin_spec(plugin)
+        base = names(f"{match.anchor.name or plugin}_fused")
+        dtype = match.compute_dtype
+        gamma = match.gamma if match.gamma is not None else _ones_like_block(match)
+        _detach(match.nodes)
+        outputs = [_cast_output(graph, names, match, base)]
+        if skip is None:
+            inputs = [match.x, _const(names, f"{base}_gamma", gamma, dtype)]
+            if match.kind == "LayerNorm" and match.beta is not None:
+                inputs.append(_const(names, f"{base}_beta", match.beta, dtype))
+            attrs = spec.onnx_attrs(epsilon=match.epsilon, axis=match.axis)
+        else:
+            _detach(skip.nodes)
+            inputs = [skip.input, skip.skip, _const(names, f"{base}_gamma", gamma, dtype)]
+            beta = match.beta
+            if beta is None and skip.bias is not None:
+                # The parser maps inputs by position, so a bias needs a beta slot in front of it.
+                beta = np.zeros_like(gamma)
+            if beta is not None:
+                inputs.append(_const(names, f"{base}_beta", beta, dtype))
+            if skip.bias is not None:
+                inputs.append(_const(names, f"{base}_bias", skip.bias, dtype))
+            if skip.output_sum:
+                outputs.append(match.x)
+            attrs = spec.onnx_attrs(
+                epsilon=match.epsilon,
+                axis=match.axis,
+                has_beta=int(beta is not None),
+                has_bias=int(skip.bias is not None),
+                output_sum=int(skip.output_sum),
+            )
+        node = gs.Node(spec.name, base, attrs=attrs, inputs=inputs, outputs=outputs, domain=spec.onnx_domain)
+        graph.nodes.append(node)
+        return node
+
+
+EMITTERS = {"native": NativeEmitter, "plugin": PluginEmitter}

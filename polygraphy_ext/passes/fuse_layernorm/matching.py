@@ -1,0 +1,355 @@
+"""Graph queries shared by every pattern: producers and consumers, constants, Casts, ReduceMean axes, broadcasts.
+
+Matchers navigate the onnx-graphsurgeon graph through these helpers and raise ``Reject`` with a reason a
+user can act on as soon as a candidate turns out not to be a normalization that can be fused exactly.
+"""
+
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import onnx
+import onnx.numpy_helper
+import onnx_graphsurgeon as gs
+
+# Constants bigger than this are never read: eps, gamma, beta and exponents are tiny, and a large-model run
+# must not pull a multi-GB weight from external data only to find out it is not a gamma.
+MAX_CONSTANT_ELEMENTS = 1 << 20
+
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+class Reject(Exception):
+    """The candidate is a normalization-like chain that must not be fused; ``reason`` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotACandidate(Exception):
+    """The anchor does not start a normalization chain at all (e.g. a plain ReduceMean); not reported."""
+
+
+def np_dtype_of_onnx(elem_type: int) -> Optional[np.dtype]:
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    except Exception:
+        return None
+
+
+def as_np_dtype(dtype) -> Optional[np.dtype]:
+    """gs stores numpy dtypes for numpy-representable types and ONNX enums otherwise (bfloat16, float8)."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, int):
+        return np_dtype_of_onnx(dtype)
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        return None
+
+
+def is_empty(tensor) -> bool:
+    return tensor is None or tensor.name == ""
+
+
+class GraphView:
+    """Read-only queries on a graph under matching. ``external_data_dir`` is where external tensors live."""
+
+    def __init__(self, graph: gs.Graph, external_data_dir: Optional[str] = None):
+        self.graph = graph
+        self.external_data_dir = external_data_dir
+        self._graph_outputs = {id(t) for t in graph.outputs}
+        self._constant_cache: Dict[int, Optional[np.ndarray]] = {}
+
+    # ---- topology -------------------------------------------------------------------------------------
+    @staticmethod
+    def producer(tensor) -> Optional[gs.Node]:
+        return tensor.inputs[0] if tensor is not None and len(tensor.inputs) else None
+
+    @staticmethod
+    def consumers(tensor) -> List[gs.Node]:
+        return list(tensor.outputs)
+
+    def is_graph_output(self, tensor) -> bool:
+        return id(tensor) in self._graph_outputs
+
+    def only_consumer(self, tensor, role: str) -> gs.Node:
+        """The single node consuming ``tensor``; a second consumer or a graph output rejects the candidate."""
+        if self.is_graph_output(tensor):
+            raise Reject(f"{role} ({tensor.name}) is a graph output")
+        consumers = tensor.outputs
+        if len(consumers) != 1:
+            if not consumers:
+                raise Reject(f"{role} ({tensor.name}) has no consumer")
+            raise Reject(f"{role} ({tensor.name}) has a consumer outside the pattern ({_describe(consumers[1])})")
+        return consumers[0]
+
+    def single_consumer_or_none(self, tensor) -> Optional[gs.Node]:
+        """Like ``only_consumer`` for optional tails: None instead of a rejection."""
+        if self.is_graph_output(tensor) or len(tensor.outputs) != 1:
+            return None
+        return tensor.outputs[0]
+
+    @staticmethod
+    def other_input(node: gs.Node, tensor) -> Optional[gs.Tensor]:
+        """The other operand of a binary node, in either order; None if ``tensor`` is not an operand."""
+        if len(node.inputs) != 2:
+            return None
+        a, b = node.inputs
+        if a is tensor:
+            return b
+        if b is tensor:
+            return a
+        return None
+
+    # ---- dtypes and shapes ----------------------------------------------------------------------------
+    def dtype(self, tensor) -> Optional[np.dtype]:
+        dtype = as_np_dtype(tensor.dtype)
+        if dtype is None:
+            node = self.producer(tensor)
+            if node is not None and node.op == "Cast":
+                dtype = np_dtype_of_onnx(node.attrs.get("to"))
+        return dtype
+
+    @staticmethod
+    def rank(tensor) -> Optional[int]:
+        return None if tensor.shape is None else len(tensor.shape)
+
+    # ---- Casts ------------------------------------------------------------------------------------------
+    def is_float_cast(self, node: Optional[gs.Node]) -> bool:
+        """A Cast between floating types only changes rounding, which a fused float kernel may drop."""
+        if node is None or node.op != "Cast":
+            return False
+        to = np_dtype_of_onnx(node.attrs.get("to"))
+        src = self.dtype(node.inputs[0])
+        return to in FLOAT_DTYPES and (src is None or src in FLOAT_DTYPES)
+
+    def up_through_casts(self, tensor, nodes: List[gs.Node]):
+        """Walk from ``tensor`` to the tensor before any chain of float Casts; the Casts join ``nodes``."""
+        node = self.producer(tensor)
+        while self.is_float_cast(node):
+            nodes.append(node)
+            tensor = node.inputs[0]
+            node = self.producer(tensor)
+        return tensor
+
+    def down_through_casts(self, tensor, nodes: List[gs.Node]):
+        """Follow float Casts that are the only consumer of the tensor before them."""
+        while True:
+            node = self.single_consumer_or_none(tensor)
+            if not self.is_float_cast(node):
+                return tensor
+            nodes.append(node)
+            tensor = node.outputs[0]
+
+    def same_value(self, a, b) -> bool:
+        """True when two tensors provably hold the same value: the same tensor, or twin Sub nodes."""
+        if a is b:
+            return True
+        pa, pb = self.producer(a), self.producer(b)
+        return (
+            pa is not None
+            and pb is not None
+            and pa.op == pb.op == "Sub"
+            and len(pa.inputs) == len(pb.inputs) == 2
+            and all(x is y for x, y in zip(pa.inputs, pb.inputs))
+        )
+
+    # ---- constants --------------------------------------------------------------------------------------
+    def constant(self, tensor, feeders: Optional[List[gs.Node]] = None) -> Optional[np.ndarray]:
+        """The value of ``tensor`` if it is a constant reached through Identity/Cast/Constant nodes, else None.
+
+        The Identity/Cast/Constant nodes walked through are appended to ``feeders``; they may stay in the
+        graph if something else uses them (cleanup removes them otherwise).
+        """
+        casts = []
+        walked = []
+        value = None
+        while value is None:
+            if isinstance(tensor, gs.Constant):
+                value = self._load(tensor)
+                if value is None:
+                    return None
+                break
+            node = self.producer(tensor)
+            if node is None:
+                return None
+            walked.append(node)
+            if node.op == "Identity":
+                tensor = node.inputs[0]
+            elif node.op == "Cast":
+                to = np_dtype_of_onnx(node.attrs.get("to"))
+                if to is None:
+                    return None
+                casts.append(to)
+                tensor = node.inputs[0]
+            elif node.op == "Constant":
+                value = _constant_node_value(node, self)
+                if value is None:
+                    return None
+            else:
+                return None
+        for to in reversed(casts):
+            value = value.astype(to)
+        if feeders is not None:
+            feeders.extend(walked)
+        return value
+
+    def _load(self, constant: gs.Constant) -> Optional[np.ndarray]:
+        key = id(constant)
+        if key not in self._constant_cache:
+            self._constant_cache[key] = self._load_uncached(constant)
+        return self._constant_cache[key]
+
+    def _load_uncached(self, constant: gs.Constant) -> Optional[np.ndarray]:
+        shape = constant.shape
+        if shape is None or int(np.prod(shape, dtype=np.int64)) > MAX_CONSTANT_ELEMENTS:
+            return None
+        lazy = getattr(constant, "_values", None)
+        proto = getattr(lazy, "tensor", None)
+        if isinstance(proto, onnx.TensorProto) and proto.data_location == onnx.TensorProto.EXTERNAL:
+            # Reads exactly this tensor's byte range from its external file; nothing else is loaded.
+            base = self.external_data_dir or "."
+            try:
+                return onnx.numpy_helper.to_array(proto, base_dir=base)
+            except Exception:
+                return None
+        try:
+            return np.asarray(constant.values)
+        except Exception:
+            return None
+
+    def scalar(self, tensor) -> Tuple[Optional[float], str]:
+        """(value, "") for a constant one-element tensor, else (None, why)."""
+        value = self.constant(tensor)
+        if value is None:
+            return None, "is not a constant"
+        if value.size != 1:
+            return None, f"is not a scalar (shape {list(value.shape)})"
+        if value.dtype not in FLOAT_DTYPES and not np.issubdtype(value.dtype, np.integer):
+            return None, f"has dtype {value.dtype}"
+        return float(value.reshape(())), ""
+
+    # ---- ReduceMean -------------------------------------------------------------------------------------
+    def reduce_axes(self, node: gs.Node) -> Optional[Tuple[int, ...]]:
+        """Axes of a ReduceMean (attribute before opset 18, input from 18); None means 'all axes'."""
+        if node.attrs.get("keepdims", 1) != 1:
+            raise Reject(f"ReduceMean {node.name} has keepdims=0")
+        if len(node.inputs) > 1 and not is_empty(node.inputs[1]):
+            axes = self.constant(node.inputs[1])
+            if axes is None:
+                raise Reject(f"ReduceMean {node.name} axes are not constant")
+            axes = [int(a) for a in np.asarray(axes).reshape(-1)]
+        else:
+            axes = node.attrs.get("axes")
+            axes = None if axes is None else [int(a) for a in axes]
+        if not axes:
+            if node.attrs.get("noop_with_empty_axes", 0):
+                raise Reject(f"ReduceMean {node.name} has empty axes with noop_with_empty_axes=1")
+            return None
+        return tuple(axes)
+
+
+def trailing_axes_count(axes: Optional[Sequence[int]], rank: Optional[int], what: str) -> int:
+    """Number k of normalized trailing dims, if ``axes`` are exactly the last k dims of a rank-``rank`` input."""
+    if axes is None:
+        if rank is None:
+            raise Reject(f"{what} reduces all axes and the input rank is unknown, so the normalized block is unknown")
+        return rank
+    if len(set(axes)) != len(axes):
+        raise Reject(f"{what} axes {list(axes)} contain duplicates")
+    if rank is None:
+        if any(a >= 0 for a in axes):
+            raise Reject(f"{what} axes {list(axes)} are positive and the input rank is unknown (run shape inference)")
+        normalized = sorted(axes)
+        expected = list(range(-len(axes), 0))
+    else:
+        if any(a < -rank or a >= rank for a in axes):
+            raise Reject(f"{what} axes {list(axes)} are out of range for a rank-{rank} input")
+        normalized = sorted(a % rank for a in axes)
+        expected = list(range(rank - len(axes), rank))
+    if normalized != expected:
+        raise Reject(f"axes are not a trailing block: {what} reduces {list(axes)} of a rank-{rank if rank is not None else '?'} input")
+    return len(axes)
+
+
+def normalized_dims(x, k: int) -> Optional[Tuple[int, ...]]:
+    """Static sizes of the last k dims of ``x``, or None if any is unknown."""
+    if x.shape is None or len(x.shape) < k:
+        return None
+    dims = tuple(x.shape[len(x.shape) - k :])
+    if all(isinstance(d, (int, np.integer)) and d >= 0 for d in dims):
+        return tuple(int(d) for d in dims)
+    return None
+
+
+def fit_to_normalized_shape(value: np.ndarray, dims: Optional[Tuple[int, ...]], rank: Optional[int], role: str):
+    """Expand a gamma/beta constant to exactly the normalized shape, or reject if it broadcasts elsewhere.
+
+    The multiplication in the original graph broadcasts ``value`` against the input; that is the same as a
+    per-element affine over the normalized block only if every non-1 dim of ``value`` lines up with a
+    normalized dim and ``value`` does not add dims in front of the input.
+    """
+    shape = list(value.shape)
+    if rank is not None and len(shape) > rank:
+        raise Reject(f"{role} has rank {len(shape)}, more than the input's {rank}: it would broadcast the output")
+    if dims is None:
+        raise Reject(f"{role} cannot be checked: the normalized dims of the input are unknown (run shape inference)")
+    k = len(dims)
+    leading, trailing = shape[: max(0, len(shape) - k)], shape[max(0, len(shape) - k) :]
+    if any(d != 1 for d in leading):
+        raise Reject(
+            f"{role} shape {list(value.shape)} does not broadcast exactly over the normalized dims {list(dims)}"
+        )
+    trailing = [1] * (k - len(trailing)) + trailing
+    for have, want in zip(trailing, dims):
+        if have not in (1, want):
+            raise Reject(
+                f"{role} shape {list(value.shape)} does not broadcast exactly over the normalized dims {list(dims)}"
+            )
+    return np.ascontiguousarray(np.broadcast_to(value.reshape(trailing), dims))
+
+
+def _constant_node_value(node: gs.Node, view: GraphView) -> Optional[np.ndarray]:
+    attrs = node.attrs
+    if "value" in attrs and isinstance(attrs["value"], gs.Constant):
+        return view._load(attrs["value"])
+    if "value_float" in attrs:
+        return np.array(attrs["value_float"], dtype=np.float32)
+    if "value_floats" in attrs:
+        return np.array(attrs["value_floats"], dtype=np.float32)
+    if "value_int" in attrs:
+        return np.array(attrs["value_int"], dtype=np.int64)
+    if "value_ints" in attrs:
+        return np.array(attrs["value_ints"], dtype=np.int64)
+    return None
+
+
+def _describe(node: gs.Node) -> str:
+    return f"{node.op} {node.name}" if node.name else node.op
+
+
+def check_interior(view: GraphView, nodes: Dict[int, gs.Node], output, roles: Dict[int, str], extra_outputs=()) -> None:
+    """Every tensor produced inside the pattern, except its output(s), must be used only inside it.
+
+    ``nodes`` maps id(node) to node (gs nodes compare by value and are unhashable).
+    """
+    keep = {id(output), *(id(t) for t in extra_outputs)}
+    for node in nodes.values():
+        for tensor in node.outputs:
+            if id(tensor) in keep:
+                continue
+            role = roles.get(id(tensor), "intermediate")
+            if view.is_graph_output(tensor):
+                raise Reject(f"{role} ({tensor.name}) is exported as a graph output")
+            for consumer in tensor.outputs:
+                if id(consumer) not in nodes:
+                    raise Reject(f"{role} ({tensor.name}) has a consumer outside the pattern ({_describe(consumer)})")
+
+
+def external_data_dir_of(model_path: Optional[str], explicit: Optional[str] = None) -> Optional[str]:
+    if explicit:
+        return explicit
+    return os.path.dirname(os.path.abspath(model_path)) if model_path else None

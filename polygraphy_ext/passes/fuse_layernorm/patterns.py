@@ -1,0 +1,285 @@
+"""One class per decomposed-normalization pattern. Each ``match`` starts at the anchor, the ReduceMean of a square.
+
+    LayerNormChain         mean = RM(x); d = x - mean; var = RM(d^2); y = d / sqrt(var + eps) [* g] [+ b]
+    FoldedGammaLayerNorm   (TF/Keras) k = rsqrt(var + eps) [* g]; y = x * k + (b - mean * k)
+    MomentsLayerNorm       (ONNX function expansion) var = RM(x^2) - RM(x)^2; y = (x - mean) / sqrt(var + eps) ...
+    RMSNormChain           (T5/LLaMA) y = x / sqrt(RM(x^2) + eps) [* g]
+
+``match`` raises ``NotACandidate`` when the anchor belongs to another pattern and ``Reject`` when it belongs
+to this one but cannot be fused exactly.
+"""
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from polygraphy_ext.passes.fuse_layernorm.matching import (
+    GraphView,
+    NotACandidate,
+    Reject,
+    check_interior,
+    trailing_axes_count,
+)
+from polygraphy_ext.passes.fuse_layernorm.stages import (
+    PatternBuilder,
+    affine_tail,
+    centered_numerator,
+    constant_operand,
+    fit_affine,
+    inverse_std,
+    mean_of,
+    normalize,
+    reduce_block,
+    square_base,
+)
+
+
+@dataclass
+class SkipMatch:
+    """Residual Add (+ bias Add) in front of a LayerNorm, for SkipLayerNorm."""
+
+    input: gs.Tensor
+    skip: gs.Tensor
+    bias: Optional[np.ndarray]
+    nodes: Dict[int, gs.Node]
+    output_sum: bool
+
+
+@dataclass
+class NormMatch:
+    pattern: str
+    kind: str  # "LayerNorm" | "RMSNorm"
+    anchor: gs.Node
+    x: gs.Tensor
+    output: gs.Tensor
+    k: int
+    epsilon: float
+    gamma: Optional[np.ndarray]
+    beta: Optional[np.ndarray]
+    nodes: Dict[int, gs.Node]
+    compute_dtype: np.dtype
+    output_dtype: np.dtype
+    notes: List[str] = field(default_factory=list)
+    skip: Optional[SkipMatch] = None
+
+    @property
+    def axis(self) -> int:
+        return -self.k
+
+
+def _finish(b: PatternBuilder, pattern, kind, x, output, k, epsilon, gamma, beta, last_cast) -> NormMatch:
+    view = b.view
+    check_interior(view, b.nodes, output, b.roles)
+    compute = view.dtype(x)
+    if compute is None:
+        raise Reject(f"the dtype of the input {x.name} is unknown (run shape inference)")
+    out = view.dtype(output)
+    if out is None:
+        out = view.dtype(last_cast.outputs[0]) if last_cast is not None else compute
+    if any(node.op == "Cast" for node in b.nodes.values()):
+        b.notes.append(f"Casts inside the chain are dropped; the fused op computes in {compute} and outputs {out}")
+    return NormMatch(pattern, kind, b.anchor, x, output, k, epsilon, gamma, beta, b.nodes, compute, out, b.notes)
+
+
+def _centered_front(b: PatternBuilder):
+    """mean = RM(x); d = x - mean; var = RM(d^2); 1/sqrt(var + eps): the part every centered LayerNorm shares."""
+    view = b.view
+    sub = view.producer(square_base(b))
+    if sub is None or sub.op != "Sub":
+        raise NotACandidate()
+    x, mean = sub.inputs
+    b.add(sub, "centered input (x - mean)")
+    mean_node = mean_of(b, mean, x, "the squared term")
+    b.add(mean_node, "mean")
+    k = reduce_block(b, mean_node, b.anchor, x)
+    return x, mean, k, inverse_std(b, b.anchor.outputs[0])
+
+
+class LayerNormChain:
+    name = "layernorm-chain"
+
+    @staticmethod
+    def match(view: GraphView, anchor: gs.Node) -> NormMatch:
+        b = PatternBuilder(view, anchor)
+        x, mean, k, inv = _centered_front(b)
+        if FoldedGammaLayerNorm.folded_consumers(view, inv, x, mean) is not None:
+            raise NotACandidate()
+        _, normalized = normalize(b, inv, centered_numerator(b, x, mean))
+        gamma, beta, output, last_cast = affine_tail(b, normalized, x, k, allow_beta=True)
+        return _finish(b, LayerNormChain.name, "LayerNorm", x, output, k, inv.epsilon, gamma, beta, last_cast)
+
+
+class FoldedGammaLayerNorm:
+    """tf.nn.batch_normalization as tf2onnx emits Keras LayerNormalization: gamma folded into the rsqrt."""
+
+    name = "layernorm-folded-gamma"
+
+    @staticmethod
+    def folded_consumers(view: GraphView, inv, x, mean):
+        """(gamma Mul or None, Mul(x, k), Mul(mean, k)) when the inverse std is used the TF way, else None."""
+        if inv.kind != "rstd":
+            return None
+        k_tensor, gamma_mul = inv.tensor, None
+        users = list(k_tensor.outputs)
+        if len(users) == 1 and users[0].op == "Mul":
+            other = view.other_input(users[0], k_tensor)
+            if other is not None and view.constant(other) is not None:
+                gamma_mul, k_tensor = users[0], users[0].outputs[0]
+                users = list(k_tensor.outputs)
+        if len(users) != 2 or any(u.op != "Mul" for u in users) or view.is_graph_output(k_tensor):
+            return None
+        by_operand = {id(view.other_input(u, k_tensor)): u for u in users}
+        if id(x) in by_operand and id(mean) in by_operand and x is not mean:
+            return gamma_mul, by_operand[id(x)], by_operand[id(mean)], k_tensor
+        return None
+
+    @staticmethod
+    def match(view: GraphView, anchor: gs.Node) -> NormMatch:
+        b = PatternBuilder(view, anchor)
+        x, mean, k, inv = _centered_front(b)
+        folded = FoldedGammaLayerNorm.folded_consumers(view, inv, x, mean)
+        if folded is None:
+            raise NotACandidate()
+        gamma_mul, x_mul, mean_mul, k_tensor = folded
+        gamma = None
+        if gamma_mul is not None:
+            gamma = fit_affine(b, constant_operand(b, gamma_mul, inv.tensor), x, k, "gamma")
+            b.add(gamma_mul, "folded scale k")
+        b.add(x_mul, "x * k")
+        b.add(mean_mul, "mean * k")
+        combine = view.only_consumer(x_mul.outputs[0], "x * k")
+        shifted = mean_mul.outputs[0]
+        beta = None
+        if combine.op == "Sub" and combine.inputs[0] is x_mul.outputs[0] and combine.inputs[1] is shifted:
+            pass  # x*k - mean*k: no beta
+        elif combine.op == "Add":
+            offset = view.other_input(combine, x_mul.outputs[0])
+            offset_node = view.producer(offset)
+            if offset_node is not None and offset_node.op == "Neg" and offset_node.inputs[0] is shifted:
+                b.add(offset_node, "offset")
+            elif offset_node is not None and offset_node.op == "Sub" and offset_node.inputs[1] is shifted:
+                value = view.constant(offset_node.inputs[0])
+                if value is None:
+                    raise Reject("beta in (beta - mean * k) is not a constant")
+                beta = fit_affine(b, value, x, k, "beta")
+                b.add(offset_node, "offset (beta - mean * k)")
+            else:
+                raise Reject("x * k is not combined with (beta - mean * k)")
+        else:
+            raise Reject(f"x * k feeds {combine.op}, expected Add(x * k, beta - mean * k)")
+        b.add(combine)
+        output = combine.outputs[0]
+        if gamma is not None and not np.all(np.isfinite(gamma)):
+            raise Reject("folded gamma has non-finite values")
+        return _finish(b, FoldedGammaLayerNorm.name, "LayerNorm", x, output, k, inv.epsilon, gamma, beta, None)
+
+
+class MomentsLayerNorm:
+    """var = E[x^2] - E[x]^2, as in ONNX's LayerNormalization function body and some fp32 exports."""
+
+    name = "layernorm-moments"
+
+    @staticmethod
+    def match(view: GraphView, anchor: gs.Node) -> NormMatch:
+        b = PatternBuilder(view, anchor)
+        x = square_base(b)
+        moment = view.single_consumer_or_none(anchor.outputs[0])
+        if moment is None or moment.op != "Sub" or moment.inputs[0] is not anchor.outputs[0]:
+            raise NotACandidate()
+        mean_sq = view.producer(moment.inputs[1])
+        mean = None
+        if mean_sq is not None and mean_sq.op == "Mul" and mean_sq.inputs[0] is mean_sq.inputs[1]:
+            mean = mean_sq.inputs[0]
+        elif mean_sq is not None and mean_sq.op == "Pow" and view.scalar(mean_sq.inputs[1])[0] == 2.0:
+            mean = mean_sq.inputs[0]
+        if mean is None:
+            raise Reject("E[x^2] is not reduced by the squared mean E[x]^2")
+        mean_node = mean_of(b, mean, x, "the subtracted square")
+        b.add_all([moment], "variance")
+        b.add(mean_sq, "squared mean")
+        b.add(mean_node, "mean")
+        k = reduce_block(b, mean_node, anchor, x)
+        inv = inverse_std(b, moment.outputs[0])
+        _, normalized = normalize(b, inv, centered_numerator(b, x, mean))
+        gamma, beta, output, last_cast = affine_tail(b, normalized, x, k, allow_beta=True)
+        match = _finish(b, MomentsLayerNorm.name, "LayerNorm", x, output, k, inv.epsilon, gamma, beta, last_cast)
+        match.notes.append("E[x^2]-E[x]^2 replaced by the centered variance (more accurate for large means)")
+        return match
+
+
+class RMSNormChain:
+    """T5 / LLaMA: x * rsqrt(mean(x^2) + eps) [* weight]; no mean subtraction, no bias."""
+
+    name = "rmsnorm"
+
+    @staticmethod
+    def match(view: GraphView, anchor: gs.Node) -> NormMatch:
+        b = PatternBuilder(view, anchor)
+        x = square_base(b)
+        producer = view.producer(x)
+        if producer is not None and producer.op == "Sub":
+            raise NotACandidate()
+        user = view.single_consumer_or_none(anchor.outputs[0])
+        if user is not None and user.op == "Sub":
+            raise NotACandidate()
+        k = trailing_axes_count(view.reduce_axes(anchor), view.rank(x), "ReduceMean")
+        inv = inverse_std(b, anchor.outputs[0])
+        _, normalized = normalize(b, inv, lambda tensor: tensor is x)
+        gamma, _, output, last_cast = affine_tail(b, normalized, x, k, allow_beta=False)
+        return _finish(b, RMSNormChain.name, "RMSNorm", x, output, k, inv.epsilon, gamma, None, last_cast)
+
+
+PATTERNS = (LayerNormChain, FoldedGammaLayerNorm, MomentsLayerNorm, RMSNormChain)
+
+
+def match_skip(view: GraphView, match: NormMatch) -> (Optional[SkipMatch], Optional[str]):
+    """Residual Add (+ optional bias Add) producing the LayerNorm input; (match, None) or (None, why not)."""
+    add = view.producer(match.x)
+    if add is None or add.op != "Add" or len(add.inputs) != 2:
+        return None, None
+    nodes = {id(add): add}
+    a, c = add.inputs
+    const_a, const_c = view.constant(a), view.constant(c)
+    bias = None
+    if const_a is None and const_c is None:
+        inputs = [a, c]
+        for i, operand in enumerate(inputs):
+            inner = view.producer(operand)
+            if inner is None or inner.op != "Add" or view.single_consumer_or_none(operand) is not add:
+                continue
+            for j in (0, 1):
+                value = view.constant(inner.inputs[j])
+                if value is not None and view.constant(inner.inputs[1 - j]) is None:
+                    bias, inputs[i] = value, inner.inputs[1 - j]
+                    nodes[id(inner)] = inner
+                    break
+            if bias is not None:
+                break
+    elif (const_a is None) != (const_c is None):
+        bias = const_c if const_a is None else const_a
+        summed = a if const_a is None else c
+        inner = view.producer(summed)
+        if inner is None or inner.op != "Add" or view.single_consumer_or_none(summed) is not add:
+            return None, None
+        if view.constant(inner.inputs[0]) is not None or view.constant(inner.inputs[1]) is not None:
+            return None, None
+        inputs = list(inner.inputs)
+        nodes[id(inner)] = inner
+    else:
+        return None, None
+    first, second = inputs
+    if match.k != 1:
+        return None, "skip not fused: SkipLayerNorm is matched for single-axis LayerNorms only"
+    if first.shape is None or second.shape is None or list(first.shape) != list(second.shape):
+        return None, "skip not fused: the residual operands do not have the same known shape"
+    if bias is not None:
+        try:
+            bias = fit_affine(PatternBuilder(view, match.anchor), bias, match.x, 1, "bias")
+        except Reject as err:
+            return None, f"skip not fused: {err.reason}"
+    if any(id(n) in match.nodes for n in nodes.values()):
+        return None, None
+    output_sum = view.is_graph_output(match.x) or any(id(n) not in match.nodes for n in match.x.outputs)
+    return SkipMatch(first, second, bias, nodes, output_sum), None
