@@ -85,10 +85,6 @@ void FieldReader::read(char const* name, float& value)
     {
         return;
     }
-    if (field->length != 1)
-    {
-        return fail(std::string("field '") + name + "' must hold one value, got " + std::to_string(field->length));
-    }
     double v;
     switch (field->type)
     {
@@ -96,6 +92,10 @@ void FieldReader::read(char const* name, float& value)
     case PluginFieldType::kFLOAT64: v = *static_cast<double const*>(field->data); break;
     default:
         return fail(std::string("field '") + name + "' must be float32 or float64, got " + typeName(field->type));
+    }
+    if (field->length != 1)
+    {
+        return fail(std::string("field '") + name + "' must hold one value, got " + std::to_string(field->length));
     }
     if (!std::isfinite(v) || std::fabs(v) > std::numeric_limits<float>::max())
     {
@@ -111,10 +111,6 @@ void FieldReader::read(char const* name, int32_t& value)
     {
         return;
     }
-    if (field->length != 1)
-    {
-        return fail(std::string("field '") + name + "' must hold one value, got " + std::to_string(field->length));
-    }
     int64_t v;
     switch (field->type)
     {
@@ -124,6 +120,10 @@ void FieldReader::read(char const* name, int32_t& value)
     case PluginFieldType::kINT64: v = *static_cast<int64_t const*>(field->data); break;
     default:
         return fail(std::string("field '") + name + "' must be an integer (int8..int64), got " + typeName(field->type));
+    }
+    if (field->length != 1)
+    {
+        return fail(std::string("field '") + name + "' must hold one value, got " + std::to_string(field->length));
     }
     if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max())
     {

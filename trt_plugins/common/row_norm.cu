@@ -102,7 +102,8 @@ __global__ void __launch_bounds__(kMaxBlock, 2) rowNormOnChip(KernelArgs const k
     RowNormArgs const& a = k.a;
     int const rowsPerBlock = blockDim.x / lanesPerRow;
     int const lane = threadIdx.x % lanesPerRow;
-    int64_t const vectors = a.cols / VEC;
+    // Rows on chip have at most kMaxBlock * kRegisterFloats columns: 32-bit column indices suffice.
+    int const vectors = static_cast<int>(a.cols / VEC);
     for (int64_t base = static_cast<int64_t>(blockIdx.x) * rowsPerBlock; base < a.rows;
          base += static_cast<int64_t>(gridDim.x) * rowsPerBlock)
     {
@@ -115,7 +116,7 @@ __global__ void __launch_bounds__(kMaxBlock, 2) rowNormOnChip(KernelArgs const k
 #pragma unroll
         for (int i = 0; i < ITEMS; ++i)
         {
-            int64_t const c = static_cast<int64_t>(i) * lanesPerRow + lane;
+            int const c = i * lanesPerRow + lane;
             if (valid && c < vectors)
             {
                 loadSum<T, P, VEC>(a, rowOffset, c * VEC, v[i]);
@@ -139,7 +140,7 @@ __global__ void __launch_bounds__(kMaxBlock, 2) rowNormOnChip(KernelArgs const k
 #pragma unroll
         for (int i = 0; i < ITEMS; ++i)
         {
-            int64_t const c = static_cast<int64_t>(i) * lanesPerRow + lane;
+            int const c = i * lanesPerRow + lane;
             if (valid && c < vectors)
             {
 #pragma unroll
@@ -154,7 +155,7 @@ __global__ void __launch_bounds__(kMaxBlock, 2) rowNormOnChip(KernelArgs const k
 #pragma unroll
         for (int i = 0; i < ITEMS; ++i)
         {
-            int64_t const c = static_cast<int64_t>(i) * lanesPerRow + lane;
+            int const c = i * lanesPerRow + lane;
             if (valid && c < vectors)
             {
                 storeNormalized<T, P, VEC>(a, rowOffset, c * VEC, v[i], mean, rstd);

@@ -1,0 +1,149 @@
+"""GPU correctness of every plugin through its creator and enqueue (tools/harness.cpp), against float64 torch.
+
+Runs where a CUDA GPU and torch with CUDA exist (CI has none: skipped). The library is the installed one, or the
+one named by POLYGRAPHY_EXT_PLUGIN_LIBRARY (e.g. a GPU-machine build). The sweep is a representative list of
+the issue's cross product (dtypes x hidden sizes x row counts x misaligned views), not all of it.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "trt_plugins" / "tools"))
+from plugin_cases import PLUGINS, Case, make_tensors, reference, tolerance  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+
+HIDDEN = (1, 3, 64, 255, 256, 320, 768, 1000, 1024, 2048, 4096, 5120, 8192, 12288, 16384, 65536)
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory):
+    from plugin_harness import PluginHarness
+
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA device")
+    library = os.environ.get("POLYGRAPHY_EXT_PLUGIN_LIBRARY")
+    if not library:
+        from polygraphy_ext.plugins.library import shipped_library_path
+
+        library = shipped_library_path()
+    if not library:
+        pytest.skip("no plugin library (set POLYGRAPHY_EXT_PLUGIN_LIBRARY)")
+    return PluginHarness(library, build_dir=tmp_path_factory.mktemp("harness"))
+
+
+def run_and_check(harness, case: Case, mutate=None, rows_to_check=None):
+    torch.manual_seed(hash((case.plugin, case.rows, case.hidden, str(case.dtype))) % 2**31)
+    inputs, outputs = make_tensors(case)
+    if mutate:
+        mutate(inputs)
+    harness.run(case.plugin, case.fields(), inputs, outputs)
+    torch.cuda.synchronize()
+    if rows_to_check is not None:
+        inputs = [t[rows_to_check] if t.dim() == 2 else t for t in inputs]
+        outputs = [t[rows_to_check] for t in outputs]
+    expected = reference(case, inputs)
+    atol, rtol = tolerance(case.dtype)
+    for name, got, want in zip(case.output_names(), outputs, expected):
+        torch.testing.assert_close(got.double(), want, atol=atol, rtol=rtol, equal_nan=True,
+                                   msg=lambda m: f"{case} output {name}: {m}")
+
+
+def sweep():
+    cases = []
+    for plugin in PLUGINS:
+        for dname, dtype in DTYPES.items():
+            for hidden in HIDDEN:
+                rows = (7, 64) if hidden == 65536 else (7, 4096)
+                for r in rows:
+                    cases.append(Case(plugin, r, hidden, dtype))
+            # gamma/beta/bias in fp32 with 16-bit activations, on the vectorized and the scalar path
+            if dtype != torch.float32:
+                for hidden in (255, 1024, 8192):
+                    cases.append(Case(plugin, 33, hidden, dtype, param_dtype=torch.float32))
+        for rows, hidden in ((0, 768), (1, 1), (1, 16384), (1 << 20, 1), (1 << 20, 3), (1 << 20, 64), (1 << 20, 256)):
+            cases.append(Case(plugin, rows, hidden, torch.float16))
+    cases.append(Case("BiasGelu", 4096, 1024, torch.float16, approximate="tanh"))
+    cases.append(Case("BiasGelu", 7, 255, torch.float32, approximate="tanh"))
+    cases.append(Case("SkipLayerNorm", 4096, 768, torch.float16, output_sum=False))
+    return cases
+
+
+@pytest.mark.parametrize(
+    "case", sweep(), ids=lambda c: f"{c.plugin}-{str(c.dtype)[6:]}-p{str(c.param_dtype)[6:]}-R{c.rows}-H{c.hidden}"
+    + ("" if c.output_sum else "-nosum") + ("-tanh" if c.approximate == "tanh" else "")
+)
+def test_sweep(harness, case):
+    run_and_check(harness, case)
+
+
+def misaligned_cases():
+    cases = []
+    for plugin in PLUGINS:
+        names = Case(plugin, 1, 1).input_names() + Case(plugin, 1, 1).output_names()
+        for dtype in (torch.float16, torch.float32):
+            for name in names:
+                cases.append(Case(plugin, 37, 1024, dtype, offsets={name: 1}))
+    return cases
+
+
+@pytest.mark.parametrize("case", misaligned_cases(), ids=lambda c: f"{c.plugin}-{str(c.dtype)[6:]}-{list(c.offsets)[0]}")
+def test_offset_view_of_each_tensor(harness, case):
+    run_and_check(harness, case)
+
+
+@pytest.mark.parametrize("plugin", ["LayerNorm", "SkipLayerNorm", "RMSNorm"])
+def test_fp16_rows_near_1e4_do_not_overflow(harness, plugin):
+    def scale(inputs):
+        inputs[0].mul_(1e4).clamp_(-6e4, 6e4)
+
+    run_and_check(harness, Case(plugin, 256, 4096, torch.float16), mutate=scale)
+
+
+@pytest.mark.parametrize("plugin", ["LayerNorm", "SkipLayerNorm"])
+@pytest.mark.parametrize("hidden", [768, 65536])
+def test_constant_rows_with_tiny_epsilon_give_beta(harness, plugin, hidden):
+    case = Case(plugin, 16, hidden, torch.float32, epsilon=1e-12)
+
+    def constant(inputs):
+        inputs[0].copy_(torch.randn(16, 1, device="cuda").expand(16, hidden))
+        if plugin == "SkipLayerNorm":
+            inputs[1].zero_()
+            inputs[4].zero_()
+
+    run_and_check(harness, case, mutate=constant)
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_nan_and_inf_propagate_like_reference(harness, plugin):
+    def poison(inputs):
+        inputs[0][0, 5] = float("nan")
+        inputs[0][1, 9] = float("inf")
+        inputs[0][2, 0] = float("-inf")
+
+    run_and_check(harness, Case(plugin, 8, 1024, torch.float32), mutate=poison)
+
+
+@pytest.mark.parametrize("plugin", ["LayerNorm", "BiasGelu"])
+def test_more_than_2_pow_31_elements(harness, plugin):
+    hidden = 4096
+    rows = (1 << 31) // hidden + 3
+    case = Case(plugin, rows, hidden, torch.float16)
+    check = torch.cat([torch.arange(0, 4), torch.arange(rows - 4, rows)]).cuda()
+    run_and_check(harness, case, rows_to_check=check)
+
+
+def test_rejected_fields_return_null_with_logged_error(harness):
+    assert harness.create("LayerNorm", {"epsilon": -1.0}) is None
+    assert "epsilon" in harness.last_error()
+    assert harness.create("BiasGelu", {"approximate": "fast"}) is None
+    assert "approximate" in harness.last_error()
+    assert harness.create("RMSNorm", {"epsilom": 1e-6}) is None
+    assert "unknown field 'epsilom'" in harness.last_error()
