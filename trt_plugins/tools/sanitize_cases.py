@@ -1,0 +1,44 @@
+"""A few plugin runs covering every kernel path, small enough to run under compute-sanitizer (memcheck, racecheck).
+
+    compute-sanitizer --tool memcheck python3 trt_plugins/tools/sanitize_cases.py LIBRARY
+Exits non-zero if any output differs from the float64 reference.
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "plugins"))
+from plugin_cases import PLUGINS, Case, make_tensors, reference, tolerance  # noqa: E402
+from plugin_harness import PluginHarness  # noqa: E402
+
+
+def cases():
+    for plugin in PLUGINS:
+        yield Case(plugin, 5, 255, torch.float16)  # scalar path, lanes < 32
+        yield Case(plugin, 9, 1024, torch.float16, offsets={"input": 1})  # misaligned: scalar fallback
+        yield Case(plugin, 6, 4096, torch.bfloat16, param_dtype=torch.float32)  # block per row, vectorized
+        yield Case(plugin, 3, 65536, torch.float32)  # streaming path
+        yield Case(plugin, 0, 768, torch.float32)  # empty
+
+
+def main():
+    harness = PluginHarness(sys.argv[1], build_dir=Path(sys.argv[2]) if len(sys.argv) > 2 else None)
+    failures = 0
+    for case in cases():
+        inputs, outputs = make_tensors(case)
+        harness.run(case.plugin, case.fields(), inputs, outputs)
+        torch.cuda.synchronize()
+        atol, rtol = tolerance(case.dtype)
+        for got, want in zip(outputs, reference(case, inputs)):
+            if not torch.allclose(got.double(), want, atol=atol, rtol=rtol):
+                failures += 1
+                print("MISMATCH", case)
+    print(f"sanitize_cases: {failures} mismatches")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
