@@ -77,6 +77,8 @@ def _read_mapped(data, path: str) -> SharedLibraryInfo:
     end = "<" if endian_byte == 1 else ">"
     try:
         return _parse(data, is64, end, path)
+    except NotALoadableLibrary:
+        raise
     except (struct.error, IndexError, ValueError):
         raise NotALoadableLibrary(f"{path} is a truncated or corrupt ELF file") from None
 
