@@ -13,6 +13,7 @@ from polygraphy_ext.profile.grouping import GROUP_KEYS, group, parse_group_by
 from polygraphy_ext.profile.parse import DEFAULT_MAX_BYTES
 from polygraphy_ext.profile.render import (
     DEFAULT_NAME_WIDTH,
+    DEFAULT_TOP_FOR_TEXT,
     FORMATS,
     render_diff,
     render_ranking,
@@ -54,7 +55,8 @@ class RankProfile(Tool):
             "--top",
             type=int,
             metavar="N",
-            help=f"Show the N slowest layers (0: all). Default: {25} for table/markdown, all for csv/json",
+            help=f"Show the N slowest layers (0: all). Default: {DEFAULT_TOP_FOR_TEXT} for table/markdown, all for "
+            "csv/json",
         )
         parser.add_argument(
             "--group-by",
@@ -166,7 +168,8 @@ class RankProfile(Tool):
 
 
 def _check_options(args):
-    parse_group_by(args.group_by) if args.group_by else None
+    if args.group_by:
+        parse_group_by(args.group_by)
     if args.top is not None and args.top < 0:
         raise ProfileError(f"--top {args.top}: must be 0 (all) or a positive number")
     if args.max_file_mb <= 0:
