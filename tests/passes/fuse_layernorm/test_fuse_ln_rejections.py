@@ -1,0 +1,95 @@
+"""Near misses are reported with a reason and leave the graph exactly as it was."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from fuse_ln_chains import build, variant
+from fuse_ln_checks import assert_equivalent, assert_not_fused, run_pass
+
+SQUARE = (2, 16, 16)  # lets keepdims=0 / other-axis reductions still broadcast, so the original model is valid
+
+NEAR_MISSES = {
+    "pow-exponent-3": (variant(exponent=3.0), "Pow exponent is 3"),
+    "pow-exponent-not-constant": (variant(exponent=2.0, cast_exponent=False), None),
+    "mean-of-different-tensor": (variant(mean_of_other=True), "Sub subtracts the mean of a different tensor"),
+    "keepdims-0": (variant(shape=SQUARE, keepdims=0), "keepdims=0"),
+    "different-axes": (variant(shape=SQUARE, var_axes=(-2,)), "reduce different axes"),
+    "mvn-axes-0-2-3": (
+        variant(shape=(2, 4, 3, 5), axes=(0, 2, 3), gamma=False, beta=False),
+        "axes are not a trailing block",
+    ),
+    "groupnorm-reshaped-axes-1-2-4": (
+        variant(shape=(2, 3, 3, 2, 4), axes=(1, 2, 4), gamma=False, beta=False),
+        "axes are not a trailing block",
+    ),
+    "eps-not-constant": (variant(eps_kind="input"), "epsilon is not a constant"),
+    "eps-not-scalar": (variant(eps_shape=(16,)), "epsilon is not a scalar"),
+    "eps-outside-sqrt": (variant(eps_after_sqrt=True), "epsilon sits outside the Sqrt"),
+    "eps-rank-broadcasts": (variant(shape=(3, 16), axes=(-1,), eps_shape=(1, 1, 1)), "would broadcast the variance"),
+    "rsqrt-exponent-minus-1": (variant(inv="pow", inv_exponent=-1.0), "exponent -1"),
+    "gamma-over-other-dim": (variant(gamma_shape=(3, 1)), "does not broadcast exactly over the normalized dims"),
+    "beta-per-position": (variant(beta_shape=(2, 3, 16)), "does not broadcast exactly over the normalized dims"),
+    "gamma-adds-rank": (variant(gamma_shape=(1, 1, 1, 16)), "more than the input's"),
+    "mean-used-outside": (variant(extra_consumer="mean"), "mean (mean_out) has a consumer outside the pattern"),
+    "centered-used-outside": (variant(extra_consumer="d"), "has a consumer outside the pattern"),
+    "variance-used-outside": (variant(extra_consumer="var"), "variance (variance_out) has a consumer outside"),
+    "variance-is-graph-output": (variant(export_intermediate="var"), "is a graph output"),
+    "moments-with-foreign-square": (variant(form="moments", mean_of_other=True), "mean of a different tensor"),
+}
+del NEAR_MISSES["pow-exponent-not-constant"]
+
+
+@pytest.mark.parametrize("name", sorted(NEAR_MISSES))
+def test_near_miss_is_not_fused(name):
+    spec, reason = NEAR_MISSES[name]
+    assert_not_fused(build(spec), reason)
+
+
+def _strip_shapes(model):
+    del model.graph.value_info[:]
+    for value in list(model.graph.input) + list(model.graph.output):
+        value.type.tensor_type.ClearField("shape")
+    return model
+
+
+def test_reduce_all_with_unknown_rank_is_refused():
+    model = _strip_shapes(build(variant(shape=(4, 8), axes=None, gamma=False, beta=False)))
+    assert_not_fused(model, "reduces all axes and the input rank is unknown")
+
+
+def test_positive_axes_with_unknown_rank_are_refused():
+    model = _strip_shapes(build(variant(axes=(2,), gamma=False, beta=False)))
+    assert_not_fused(model, "positive and the input rank is unknown")
+
+
+def test_gamma_with_unknown_normalized_dims_is_refused():
+    assert_not_fused(_strip_shapes(build(variant())), "normalized dims of the input are unknown")
+
+
+def test_pow_exponent_from_graph_input_is_refused():
+    model = build(variant())
+    pow_node = next(n for n in model.graph.node if n.op_type == "Pow")
+    model.graph.input.append(helper.make_tensor_value_info("p", onnx.TensorProto.FLOAT, []))
+    pow_node.input[1] = "p"
+    assert_not_fused(model, "Pow exponent is not a constant")
+
+
+def test_normalized_output_used_elsewhere_fuses_without_the_affine():
+    # n feeds the affine AND another node: stopping the chain at n is exact, the affine stays as it was.
+    model = build(variant(extra_consumer="n"))
+    fused, report = run_pass(model)
+    assert len(report.fused) == 1 and not report.fused[0].has_scale
+    assert_equivalent(model, fused)
+
+
+def test_an_existing_layernormalization_is_not_a_candidate():
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 16])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 16])
+    scale = onnx.numpy_helper.from_array(np.ones(16, np.float32), "s")
+    node = helper.make_node("LayerNormalization", ["x", "s"], ["y"], name="ln", axis=-1)
+    model = helper.make_model(helper.make_graph([node], "g", [x], [y], [scale]), opset_imports=[helper.make_opsetid("", 17)])
+    fused, report = run_pass(model)
+    assert not report.candidates
+    assert fused.graph.node[0].op_type == "LayerNormalization" and len(fused.graph.node) == 1
