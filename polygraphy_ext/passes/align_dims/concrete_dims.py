@@ -7,7 +7,7 @@ conv ("group count must divide input channel count"), although ``-1`` is ``B*H*W
 stay symbolic after the algebra (batch, sequence) are written as ``0`` (copy) or ``-1``, i.e. left dynamic.
 """
 
-from typing import Dict, List, Optional, Set, Tuple
+from typing import List, Optional, Set, Tuple
 
 import numpy as np
 import onnx_graphsurgeon as gs

@@ -1,6 +1,5 @@
 """align_dims on synthetic graphs: each rule, exactness in onnxruntime (1e-5), and the cases that must stop."""
 
-import numpy as np
 import onnx_graphsurgeon as gs
 import pytest
 
