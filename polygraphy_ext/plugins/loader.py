@@ -387,7 +387,9 @@ class LoadPluginLibraries(BaseLoader):
         _trt()
         load_libraries(self.plugins)
         ret, _ = util.invoke_if_callable(self.obj, *args, **kwargs)
-        if self.check_onnx_model and ret is not None:
+        # Tools that parse the network in one script and build in another (debug build/precision) hand this
+        # loader a parsed network first; there is no ONNX model left to check then.
+        if self.check_onnx_model and isinstance(ret, (str, os.PathLike, bytes, bytearray, onnx.ModelProto)):
             check_model_plugins(ret, autoload_shipped=self.autoload_shipped)
         return ret
 

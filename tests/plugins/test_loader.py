@@ -195,6 +195,44 @@ def test_errors_are_one_line_and_write_nothing(run_polygraphy, libs, tmp_path, c
     assert_clean_failure(proc, *expected, output=engine)
 
 
+SM89_CONFIG_SCRIPT = (
+    "def postprocess_config(builder, network, config):\n"
+    "    from polygraphy.mod.trt_importer import lazy_import_trt\n"
+    "    trt = lazy_import_trt()\n"
+    "    config.num_compute_capabilities = 1\n"
+    "    config.set_compute_capability(trt.ComputeCapability.SM89, 0)\n"
+)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "{model}", "--trt"],
+        ["convert", "{model}", "-o", "m.engine", "--compute-capabilities", "8.9"],
+        ["inspect", "model", "{model}", "--display-as", "trt"],
+        ["debug", "build", "{model}", "--until", "1", "--check", "true"],
+    ],
+    ids=["run", "convert", "inspect", "debug"],
+)
+def test_every_tool_checks_the_model_before_parsing(run_polygraphy, tmp_path, command):
+    model = plugin_model(tmp_path / "m.onnx", IDENTITY, OTHER)
+    proc = run_polygraphy(*(str(model) if arg == "{model}" else arg for arg in command), cwd=tmp_path)
+    assert_clean_failure(proc, "PgxTestIdentity version 1 namespace 'pgx_test'", "PgxTestOther version 1")
+    assert not (tmp_path / "m.engine").exists()
+
+
+def test_debug_build_loads_plugins_for_each_iteration(run_polygraphy, libs, tmp_path):
+    (tmp_path / "sm89.py").write_text(SM89_CONFIG_SCRIPT)
+    model = plugin_model(tmp_path / "m.onnx", IDENTITY)
+    proc = run_polygraphy(
+        "debug", "build", model, "--trt-cpps", tmp_path / "sm89.py", "--plugins", libs["libpgx_thirdparty.so"],
+        "--until", "2", "--check", "true", cwd=tmp_path,
+    )
+    assert proc.returncode == 0, output_of(proc)
+    assert "Passed: 2/2" in output_of(proc)
+    assert output_of(proc).count("Loaded plugin library") == 1
+
+
 def test_nothing_is_loaded_from_implicit_places(run_polygraphy, libs, tmp_path):
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -224,17 +262,24 @@ def test_embed_plugins_puts_the_library_in_the_engine(run_polygraphy, libs, tmp_
     assert library_bytes not in plain.read_bytes()
 
 
+def test_embed_plugins_without_any_library_is_an_error(run_polygraphy, tmp_path):
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+    )
+    model = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(model))
+    engine = tmp_path / "relu.engine"
+    proc = run_polygraphy("convert", model, "-o", engine, *CC, "--embed-plugins")
+    assert_clean_failure(proc, "--embed-plugins: no plugin libraries were loaded", output=engine)
+
+
 def test_gen_script_loads_plugins_the_same_way(run_polygraphy, libs, tmp_path):
     lib = libs["libpgx_thirdparty.so"]
     model = plugin_model(tmp_path / "m.onnx", IDENTITY)
     # `run` has no --compute-capabilities; a config postprocess script sets SM89 so that the build works on CPU.
-    (tmp_path / "sm89.py").write_text(
-        "def postprocess_config(builder, network, config):\n"
-        "    from polygraphy.mod.trt_importer import lazy_import_trt\n"
-        "    trt = lazy_import_trt()\n"
-        "    config.num_compute_capabilities = 1\n"
-        "    config.set_compute_capability(trt.ComputeCapability.SM89, 0)\n"
-    )
+    (tmp_path / "sm89.py").write_text(SM89_CONFIG_SCRIPT)
     engine, script = tmp_path / "m.engine", tmp_path / "script.py"
     proc = run_polygraphy(
         "run", model, "--trt", "--plugins", lib, "--embed-plugins", "--trt-cpps", tmp_path / "sm89.py",
