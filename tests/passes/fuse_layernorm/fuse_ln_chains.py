@@ -111,7 +111,7 @@ class _Builder:
         s = self.spec
         if s.square == "mul":
             return self.node("Mul", [t, t], name)
-        exp = self.scalar(f"{name}_exp", s.exponent, np.float32 if not s.cast_exponent else np.float64)
+        exp = self.scalar(f"{name}_exp", s.exponent, s.dtype if not s.cast_exponent else np.float64)
         if s.cast_exponent:
             exp = self.cast(exp, s.dtype, f"{name}_exp_cast")
         if s.cast_around_pow:
