@@ -4,6 +4,7 @@ import math
 import os
 from typing import List, Optional
 
+from polygraphy_ext.profile.bulk import paused_gc
 from polygraphy_ext.profile.errors import ProfileError
 from polygraphy_ext.profile.model import LayerTiming, Profile
 from polygraphy_ext.profile.trtexec_json import is_number, read_trtexec_json
@@ -34,7 +35,7 @@ def read_text_file(path, max_bytes: int = DEFAULT_MAX_BYTES, what: str = "profil
     if len(data) > max_bytes:
         raise ProfileError(f"{source}: more than {_mib(max_bytes)} of data, the limit for a {what}")
     text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
-    if not text.strip():
+    if not text or text.isspace():
         raise ProfileError(f"{source}: file is empty")
     return text
 
@@ -47,8 +48,9 @@ def load_profile(path, run: Optional[int] = None, max_bytes: int = DEFAULT_MAX_B
     """Parse a profile file. ``run`` picks one of several concatenated arrays (1-based, negative from the end;
     default the last)."""
     source = str(path)
-    documents, repaired = read_trtexec_json(read_text_file(path, max_bytes, "profile"), source)
-    return profile_from_documents(documents, source, run=run, repaired_names=repaired)
+    with paused_gc():
+        documents, repaired = read_trtexec_json(read_text_file(path, max_bytes, "profile"), source)
+        return profile_from_documents(documents, source, run=run, repaired_names=repaired)
 
 
 def profile_from_documents(documents: List, source: str, run: Optional[int] = None, repaired_names: int = 0):
@@ -103,40 +105,46 @@ def _records(array: list, source: str):
     if len(array) <= start:
         raise ProfileError(f"{source}: the profile holds no layer records")
 
-    layers = []
-    for index in range(start, len(array)):
-        layers.append(_layer(array[index], index - start, count, source))
-    return layers, count
+    return _layers(array, start, count, source), count
 
 
-_NUMBER_TYPES = (int, float)
-
-
-def _layer(record, index: int, count: Optional[int], source: str) -> LayerTiming:
-    # The hot loop of a 100,000-layer profile: the common case is checked with cheap type tests and
-    # comparisons; anything unusual goes to _reject(), which works out the precise message.
-    if type(record) is not dict:
-        _reject(record, index, source)
-    name = record.get("name")
-    time_ms = record.get("timeMs")
-    average_ms = record.get("averageMs")
-    median_ms = record.get("medianMs")
-    if type(name) is not str or (time_ms is None and average_ms is None):
-        _reject(record, index, source)
-    for value in (time_ms, average_ms, median_ms):
-        # NaN fails 0 <= value; bool is excluded because type(True) is bool, not int.
-        if value is not None and not (type(value) in _NUMBER_TYPES and 0 <= value < math.inf):
-            _reject(record, index, source)
+def _layers(array: list, start: int, count: Optional[int], source: str) -> List[LayerTiming]:
+    # The hot loop of a 100,000-layer profile: the common case costs a few type tests and comparisons per
+    # record; anything unusual goes to _reject(), which works out the precise message. NaN fails
+    # `0 <= value`, and `type(...) is int` keeps JSON true/false out.
     iterations = count or 1
-    if time_ms is None:
-        time_ms = average_ms * iterations
-    if average_ms is None:
-        average_ms = time_ms / iterations
-    percentage = record.get("percentage")
-    if type(percentage) not in _NUMBER_TYPES or not math.isfinite(percentage):
-        # trtexec writes nan when the total time is zero; we recompute shares anyway.
-        percentage = None
-    return LayerTiming(name, float(time_ms), float(average_ms), None if median_ms is None else float(median_ms), percentage, index)
+    inf = math.inf
+    layers = []
+    append = layers.append
+    for index in range(len(array) - start):
+        record = array[index + start]
+        if type(record) is not dict:
+            _reject(record, index, source)
+        name = record.get("name")
+        time_ms = record.get("timeMs")
+        average_ms = record.get("averageMs")
+        median_ms = record.get("medianMs")
+        if type(name) is not str:
+            _reject(record, index, source)
+        if time_ms is None:
+            if average_ms is None:
+                _reject(record, index, source)
+        elif not ((type(time_ms) is float or type(time_ms) is int) and 0 <= time_ms < inf):
+            _reject(record, index, source)
+        if average_ms is not None and not ((type(average_ms) is float or type(average_ms) is int) and 0 <= average_ms < inf):
+            _reject(record, index, source)
+        if median_ms is not None and not ((type(median_ms) is float or type(median_ms) is int) and 0 <= median_ms < inf):
+            _reject(record, index, source)
+        if time_ms is None:
+            time_ms = average_ms * iterations
+        if average_ms is None:
+            average_ms = time_ms / iterations
+        percentage = record.get("percentage")
+        if not ((type(percentage) is float or type(percentage) is int) and -inf < percentage < inf):
+            # trtexec writes nan when the total time is zero; shares are recomputed anyway.
+            percentage = None
+        append(LayerTiming(name, time_ms, average_ms, median_ms, percentage, index))
+    return layers
 
 
 def _reject(record, index: int, source: str):

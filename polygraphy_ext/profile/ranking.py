@@ -3,7 +3,8 @@
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from polygraphy_ext.profile.families import Rule, classify
+from polygraphy_ext.profile.bulk import paused_gc
+from polygraphy_ext.profile.families import Rule, classify_many
 from polygraphy_ext.profile.model import LayerInfo, LayerInfoJoin, LayerTiming, Profile
 
 
@@ -48,18 +49,26 @@ class Ranking:
 
 
 def rank(profile: Profile, join: Optional[LayerInfoJoin] = None) -> Ranking:
+    with paused_gc():
+        return _rank(profile, join)
+
+
+def _rank(profile: Profile, join: Optional[LayerInfoJoin]) -> Ranking:
     infos = join.by_profile_index if join else {}
     total_ms = sum(layer.time_ms for layer in profile.layers)
     # Ties keep file order, so equal layers appear in execution order.
     ordered = sorted(profile.layers, key=lambda layer: -layer.time_ms)
+    row_infos = [infos.get(layer.index) for layer in ordered] if infos else [None] * len(ordered)
+    rules = classify_many(
+        [layer.name for layer in ordered], [info.layer_type if info else None for info in row_infos]
+    )
     rows = []
+    append = rows.append
     cumulative_ms = 0.0
     scale = 1.0 / total_ms if total_ms else 0.0
-    for position, layer in enumerate(ordered, start=1):
+    for position, (layer, rule, info) in enumerate(zip(ordered, rules, row_infos), start=1):
         cumulative_ms += layer.time_ms
-        info = infos.get(layer.index) if infos else None
-        rule = classify(layer.name, info.layer_type if info else None)
-        rows.append(RankedLayer(position, layer, layer.time_ms * scale, cumulative_ms * scale, rule, info))
+        append(RankedLayer(position, layer, layer.time_ms * scale, cumulative_ms * scale, rule, info))
     return Ranking(
         profile=profile,
         rows=rows,
