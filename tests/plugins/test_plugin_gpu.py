@@ -87,7 +87,8 @@ def test_sweep(harness, case):
 def misaligned_cases():
     cases = []
     for plugin in PLUGINS:
-        names = Case(plugin, 1, 1).input_names() + Case(plugin, 1, 1).output_names()
+        probe = Case(plugin, 1, 1, torch.float32)
+        names = probe.input_names() + probe.output_names()
         for dtype in (torch.float16, torch.float32):
             for name in names:
                 cases.append(Case(plugin, 37, 1024, dtype, offsets={name: 1}))
