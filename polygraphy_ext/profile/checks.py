@@ -71,7 +71,7 @@ def sanity_notes(ranking: Ranking) -> List[str]:
         notes.append(
             f"{len(dominant)} Myelin region(s) {{ForeignNode[...]}} take {shares} of the time, each as one opaque "
             f"row (slowest: {_first([dominant[0].layer.name], 1)}): profile with Nsight Systems "
-            f"(nsys profile trtexec --loadEngine=... ) or TensorRT 10 kernel rows to see inside"
+            f"(nsys profile trtexec --loadEngine=...) or TensorRT 10 kernel rows to see inside"
         )
     return notes
 

@@ -40,6 +40,9 @@ def test_color_when_forced(run_polygraphy):
     proc = rank_profile(run_polygraphy, FIXTURES / "bert_before.json", "--top", "3", env={"FORCE_COLOR": "1"})
     assert proc.returncode == 0
     assert ANSI_ESCAPE in proc.stdout
+    plain = rank_profile(run_polygraphy, FIXTURES / "bert_before.json", "--top", "3", "--log-format", "no-colors",
+                         env={"FORCE_COLOR": "1"})
+    assert plain.returncode == 0 and ANSI_ESCAPE not in plain.stdout
 
 
 def test_json_and_csv_outputs_hold_full_names(run_polygraphy, tmp_path):
