@@ -2,26 +2,30 @@
 
 ``align_dims(graph, ...)`` is the pure pass (gs graph in place, returns an ``AlignReport``);
 ``AlignDims`` in ``loader.py`` is the Polygraphy loader functor over ONNX models.
+
+Names are resolved lazily: every ``polygraphy`` command builds every surgeon subtool's parser, and that must
+not pay for importing onnx-graphsurgeon.
 """
 
-from polygraphy_ext.passes.align_dims.align import (
-    DEFAULT_MAX_OVERHEAD_PCT,
-    DEFAULT_PRECISION,
-    PRECISION_MULTIPLES,
-    align_dims,
-    multiple_for,
-)
-from polygraphy_ext.passes.align_dims.report import AlignedDim, AlignReport, ConcreteDim, LeftAlone, TensorChange
+import importlib
 
-__all__ = [
-    "DEFAULT_MAX_OVERHEAD_PCT",
-    "DEFAULT_PRECISION",
-    "PRECISION_MULTIPLES",
-    "AlignReport",
-    "AlignedDim",
-    "ConcreteDim",
-    "LeftAlone",
-    "TensorChange",
-    "align_dims",
-    "multiple_for",
-]
+_EXPORTS = {
+    "DEFAULT_MAX_OVERHEAD_PCT": "precision",
+    "DEFAULT_PRECISION": "precision",
+    "PRECISION_MULTIPLES": "precision",
+    "multiple_for": "precision",
+    "align_dims": "align",
+    "AlignReport": "report",
+    "AlignedDim": "report",
+    "ConcreteDim": "report",
+    "LeftAlone": "report",
+    "TensorChange": "report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -4,6 +4,7 @@ from typing import Dict, List, Optional
 
 import onnx_graphsurgeon as gs
 
+from polygraphy_ext.passes.align_dims.precision import DEFAULT_MAX_OVERHEAD_PCT, multiple_for
 from polygraphy_ext.passes.align_dims.candidates import ActivationGemm, WeightedOp, classify
 from polygraphy_ext.passes.align_dims.concrete_dims import make_dims_concrete
 from polygraphy_ext.passes.align_dims.cost import Cost, CostModel, overhead_pct
@@ -11,26 +12,6 @@ from polygraphy_ext.passes.align_dims.propagation import Region, RegionBuilder, 
 from polygraphy_ext.passes.align_dims.report import AlignedDim, AlignReport, LeftAlone, TensorChange
 from polygraphy_ext.passes.align_dims.rewrite import GraphEditor
 from polygraphy_ext.passes.align_dims.symbolic import ShapeTable
-
-# Tensor Core operand multiples. fp32 GEMMs run as TF32 in TensorRT unless TF32 is disabled, hence 4.
-PRECISION_MULTIPLES: Dict[str, int] = {"fp32": 4, "tf32": 4, "fp16": 8, "bf16": 8, "int8": 16, "fp8": 16}
-DEFAULT_PRECISION = "fp16"
-DEFAULT_MAX_OVERHEAD_PCT = 5.0
-
-
-def multiple_for(precision: Optional[str] = None, multiple: Optional[int] = None) -> int:
-    """The alignment multiple: ``multiple`` when given, else the one for ``precision`` (default fp16 -> 8)."""
-    if multiple is not None:
-        if precision is not None:
-            raise ValueError("give either a precision or a multiple, not both")
-        if int(multiple) < 1:
-            raise ValueError(f"the multiple must be a positive integer, got {multiple}")
-        return int(multiple)
-    precision = precision or DEFAULT_PRECISION
-    if precision not in PRECISION_MULTIPLES:
-        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISION_MULTIPLES)}")
-    return PRECISION_MULTIPLES[precision]
-
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
