@@ -170,3 +170,24 @@ print(before, after)
     proc = _python(code, POLYGRAPHY_EXT_DISABLE_HOOK="1")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "1"]
+
+
+def test_building_parsers_imports_no_pass_and_no_onnx_graphsurgeon():
+    # Every `polygraphy` command builds every tool's and subtool's parser; our proxies import the tool
+    # modules then, and those must keep the heavy pass imports (onnx, onnx-graphsurgeon) for run time.
+    code = """
+import contextlib, io, sys
+from polygraphy.tools import main
+for argv in (['-h'], ['surgeon', '-h']):
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            main(argv)
+        except SystemExit:
+            pass
+heavy = [m for m in sys.modules if m.startswith('onnx_graphsurgeon') or m == 'onnx'
+         or m in ('polygraphy_ext.passes.align_dims.align', 'polygraphy_ext.passes.fuse_layernorm.fuse')]
+print('heavy:', sorted(heavy))
+"""
+    proc = _python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert "heavy: []" in proc.stdout, proc.stdout
