@@ -126,10 +126,14 @@ class GraphView:
         src = self.dtype(node.inputs[0])
         return to in FLOAT_DTYPES and (src is None or src in FLOAT_DTYPES)
 
-    def up_through_casts(self, tensor, nodes: List[gs.Node]):
-        """Walk from ``tensor`` to the tensor before any chain of float Casts; the Casts join ``nodes``."""
+    def up_through_casts(self, tensor, nodes: List[gs.Node], shared: bool = False):
+        """Walk from ``tensor`` to the tensor before any chain of float Casts; the Casts join ``nodes``.
+
+        A Cast whose output is also used elsewhere stops the walk (its output is then the chain's input)
+        unless ``shared``: then the pattern claims it and its final interior check decides.
+        """
         node = self.producer(tensor)
-        while self.is_float_cast(node):
+        while self.is_float_cast(node) and (shared or self.single_consumer_or_none(tensor) is not None):
             nodes.append(node)
             tensor = node.inputs[0]
             node = self.producer(tensor)

@@ -143,9 +143,12 @@ def default_opset(graph: gs.Graph) -> int:
 
 def set_default_opset(graph: gs.Graph, version: int) -> None:
     graph.opset = version
-    for entry in graph.import_domains or []:
-        if entry.domain in DEFAULT_DOMAINS:
-            entry.version = version
+    if graph.import_domains is not None:
+        # New OperatorSetIdProtos: the imported ones are shared with the caller's ModelProto.
+        graph.import_domains = [
+            onnx.helper.make_opsetid(entry.domain, version if entry.domain in DEFAULT_DOMAINS else entry.version)
+            for entry in graph.import_domains
+        ]
     needed_ir = onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", version)])
     if graph.ir_version is None or graph.ir_version < needed_ir:
         graph.ir_version = needed_ir

@@ -86,15 +86,18 @@ def _finish(b: PatternBuilder, pattern, kind, x, output, k, epsilon, gamma, beta
 def _centered_front(b: PatternBuilder):
     """mean = RM(x); d = x - mean; var = RM(d^2); 1/sqrt(var + eps): the part every centered LayerNorm shares."""
     view = b.view
-    sub = view.producer(square_base(b))
+    base = square_base(b)
+    casts: List[gs.Node] = []
+    # fp16 exports compute d = x - mean, then Cast(d) feeds both the square and the division.
+    sub = view.producer(view.up_through_casts(base, casts, shared=True))
     if sub is None or sub.op != "Sub":
         raise NotACandidate()
+    b.add_all(casts, "centered input (x - mean)")
     x, mean = sub.inputs
     b.add(sub, "centered input (x - mean)")
-    mean_node = mean_of(b, mean, x, "the squared term")
-    b.add(mean_node, "mean")
+    mean_node, means = mean_of(b, mean, x, "the squared term")
     k = reduce_block(b, mean_node, b.anchor, x)
-    return x, mean, k, inverse_std(b, b.anchor.outputs[0])
+    return x, means, k, inverse_std(b, b.anchor.outputs[0])
 
 
 class LayerNormChain:
@@ -103,10 +106,10 @@ class LayerNormChain:
     @staticmethod
     def match(view: GraphView, anchor: gs.Node) -> NormMatch:
         b = PatternBuilder(view, anchor)
-        x, mean, k, inv = _centered_front(b)
-        if FoldedGammaLayerNorm.folded_consumers(view, inv, x, mean) is not None:
+        x, means, k, inv = _centered_front(b)
+        if FoldedGammaLayerNorm.folded_consumers(view, inv, x, means) is not None:
             raise NotACandidate()
-        _, normalized = normalize(b, inv, centered_numerator(b, x, mean))
+        _, normalized = normalize(b, inv, centered_numerator(b, x, means), shared_casts=True)
         gamma, beta, output, last_cast = affine_tail(b, normalized, x, k, allow_beta=True)
         return _finish(b, LayerNormChain.name, "LayerNorm", x, output, k, inv.epsilon, gamma, beta, last_cast)
 
@@ -117,7 +120,7 @@ class FoldedGammaLayerNorm:
     name = "layernorm-folded-gamma"
 
     @staticmethod
-    def folded_consumers(view: GraphView, inv, x, mean):
+    def folded_consumers(view: GraphView, inv, x, means):
         """(gamma Mul or None, Mul(x, k), Mul(mean, k)) when the inverse std is used the TF way, else None."""
         if inv.kind != "rstd":
             return None
@@ -131,15 +134,16 @@ class FoldedGammaLayerNorm:
         if len(users) != 2 or any(u.op != "Mul" for u in users) or view.is_graph_output(k_tensor):
             return None
         by_operand = {id(view.other_input(u, k_tensor)): u for u in users}
-        if id(x) in by_operand and id(mean) in by_operand and x is not mean:
-            return gamma_mul, by_operand[id(x)], by_operand[id(mean)], k_tensor
+        mean_mul = next((by_operand[id(m)] for m in means if id(m) in by_operand and m is not x), None)
+        if id(x) in by_operand and mean_mul is not None:
+            return gamma_mul, by_operand[id(x)], mean_mul, k_tensor
         return None
 
     @staticmethod
     def match(view: GraphView, anchor: gs.Node) -> NormMatch:
         b = PatternBuilder(view, anchor)
-        x, mean, k, inv = _centered_front(b)
-        folded = FoldedGammaLayerNorm.folded_consumers(view, inv, x, mean)
+        x, means, k, inv = _centered_front(b)
+        folded = FoldedGammaLayerNorm.folded_consumers(view, inv, x, means)
         if folded is None:
             raise NotACandidate()
         gamma_mul, x_mul, mean_mul, k_tensor = folded
@@ -165,6 +169,15 @@ class FoldedGammaLayerNorm:
                     raise Reject("beta in (beta - mean * k) is not a constant")
                 beta = fit_affine(b, value, x, k, "beta")
                 b.add(offset_node, "offset (beta - mean * k)")
+            elif offset_node is not None and offset_node.op == "Add":
+                # Keras 3: res = -(mean * inv) + beta
+                neg = next((view.producer(t) for t in offset_node.inputs if _is_neg_of(view, t, shifted)), None)
+                value = constant_operand(b, offset_node, neg.outputs[0]) if neg is not None else None
+                if value is None:
+                    raise Reject("x * k is not combined with (beta - mean * k)")
+                beta = fit_affine(b, value, x, k, "beta")
+                b.add(neg, "offset")
+                b.add(offset_node, "offset (beta - mean * k)")
             else:
                 raise Reject("x * k is not combined with (beta - mean * k)")
         else:
@@ -174,6 +187,11 @@ class FoldedGammaLayerNorm:
         if gamma is not None and not np.all(np.isfinite(gamma)):
             raise Reject("folded gamma has non-finite values")
         return _finish(b, FoldedGammaLayerNorm.name, "LayerNorm", x, output, k, inv.epsilon, gamma, beta, None)
+
+
+def _is_neg_of(view: GraphView, tensor, source) -> bool:
+    node = view.producer(tensor)
+    return node is not None and node.op == "Neg" and node.inputs[0] is source
 
 
 class MomentsLayerNorm:
@@ -196,13 +214,12 @@ class MomentsLayerNorm:
             mean = mean_sq.inputs[0]
         if mean is None:
             raise Reject("E[x^2] is not reduced by the squared mean E[x]^2")
-        mean_node = mean_of(b, mean, x, "the subtracted square")
-        b.add_all([moment], "variance")
+        mean_node, means = mean_of(b, mean, x, "the subtracted square")
+        b.add(moment, "variance")
         b.add(mean_sq, "squared mean")
-        b.add(mean_node, "mean")
         k = reduce_block(b, mean_node, anchor, x)
         inv = inverse_std(b, moment.outputs[0])
-        _, normalized = normalize(b, inv, centered_numerator(b, x, mean))
+        _, normalized = normalize(b, inv, centered_numerator(b, x, means), shared_casts=True)
         gamma, beta, output, last_cast = affine_tail(b, normalized, x, k, allow_beta=True)
         match = _finish(b, MomentsLayerNorm.name, "LayerNorm", x, output, k, inv.epsilon, gamma, beta, last_cast)
         match.notes.append("E[x^2]-E[x]^2 replaced by the centered variance (more accurate for large means)")

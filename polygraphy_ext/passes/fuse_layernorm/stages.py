@@ -95,14 +95,22 @@ def _fmt_axes(axes):
     return "all" if axes is None else list(axes)
 
 
-def mean_of(b: PatternBuilder, mean_tensor: gs.Tensor, x: gs.Tensor, what: str) -> gs.Node:
-    """The ReduceMean producing ``mean_tensor``; it must average ``x`` itself."""
-    node = b.view.producer(mean_tensor)
+def mean_of(b: PatternBuilder, mean_tensor: gs.Tensor, x: gs.Tensor, what: str) -> Tuple[gs.Node, List[gs.Tensor]]:
+    """The ReduceMean producing ``mean_tensor`` (through Identity, e.g. tf2onnx's StopGradient), which must
+    average ``x`` itself, and every tensor on the way: each is "the mean" to later stages. Claims the nodes."""
+    view = b.view
+    aliases = [mean_tensor]
+    node = view.producer(mean_tensor)
+    while node is not None and node.op == "Identity":
+        b.add(node, "mean")
+        aliases.append(node.inputs[0])
+        node = view.producer(node.inputs[0])
     if node is None or node.op != "ReduceMean":
         raise Reject(f"{what} is not x - ReduceMean(x)")
     if node.inputs[0] is not x:
         raise Reject("Sub subtracts the mean of a different tensor")
-    return node
+    b.add(node, "mean")
+    return node, aliases
 
 
 @dataclass
@@ -176,7 +184,7 @@ def _down(b: PatternBuilder, tensor, role):
     return tensor
 
 
-def normalize(b: PatternBuilder, inv: InverseStd, is_numerator) -> Tuple[gs.Tensor, gs.Tensor]:
+def normalize(b: PatternBuilder, inv: InverseStd, is_numerator, shared_casts=False) -> Tuple[gs.Tensor, gs.Tensor]:
     """Div(num, std) or Mul(num, rstd) in either order; returns (numerator, normalized tensor)."""
     view = b.view
     if inv.kind == "std":
@@ -188,7 +196,7 @@ def normalize(b: PatternBuilder, inv: InverseStd, is_numerator) -> Tuple[gs.Tens
             raise Reject(f"inverse std feeds {node.op}, expected Mul(x - mean, inverse std)")
         numerator = view.other_input(node, inv.tensor)
     casts: List[gs.Node] = []
-    source = view.up_through_casts(numerator, casts)
+    source = view.up_through_casts(numerator, casts, shared=shared_casts)
     if not is_numerator(source):
         raise Reject("the tensor divided by std is not the centered input of the same chain")
     b.add_all(casts, "normalized input")
@@ -196,12 +204,12 @@ def normalize(b: PatternBuilder, inv: InverseStd, is_numerator) -> Tuple[gs.Tens
     return source, node.outputs[0]
 
 
-def centered_numerator(b: PatternBuilder, x, mean_tensor):
+def centered_numerator(b: PatternBuilder, x, means: List[gs.Tensor]):
     """A predicate for ``normalize``: the numerator is Sub(x, mean) (the same Sub or a twin); claims it."""
 
     def check(tensor) -> bool:
         sub = b.view.producer(tensor)
-        ok = sub is not None and sub.op == "Sub" and sub.inputs[0] is x and sub.inputs[1] is mean_tensor
+        ok = sub is not None and sub.op == "Sub" and sub.inputs[0] is x and any(sub.inputs[1] is m for m in means)
         if ok:
             b.add(sub, "centered input (x - mean)")
         return ok
