@@ -16,4 +16,6 @@ def install_hook():
 
 def get_arg_groups():
     install_hook()
-    return []
+    from polygraphy_ext.tools.fuse_ln_run_args import FuseLnRunArgs
+
+    return [FuseLnRunArgs()]

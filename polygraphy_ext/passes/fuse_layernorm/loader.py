@@ -11,6 +11,8 @@ from polygraphy.backend.base import BaseLoader
 from polygraphy.logger import G_LOGGER
 
 gs = mod.lazy_import("onnx_graphsurgeon")
+onnx = mod.lazy_import("onnx")
+onnx_backend = mod.lazy_import("polygraphy.backend.onnx")
 
 
 @mod.export(funcify=True)
@@ -25,16 +27,20 @@ class FuseLayerNorm(BaseLoader):
         skip=None,
         raise_opset=None,
         external_data_dir=None,
+        infer_shapes=None,
     ):
         """
         Args:
-            model (Union[onnx.ModelProto, Callable() -> onnx.ModelProto]): An ONNX model or a callable returning one.
+            model (Union[onnx.ModelProto, bytes, Callable() -> Union[onnx.ModelProto, bytes]]):
+                    An ONNX model (or its serialized bytes) or a callable returning one.
             target (str): "native" (ONNX LayerNormalization / RMSNormalization) or "plugin". Defaults to "native".
             rms (bool): Also fuse RMSNorm chains. Defaults to False.
             skip (bool): Fold residual (+ bias) Adds into SkipLayerNorm (plugin target). Defaults to False.
             raise_opset (bool): Raise the default-domain opset for the native target when provably safe.
                     Defaults to True.
             external_data_dir (str): Directory of the model's external data, for eps/gamma/beta stored there.
+            infer_shapes (bool): Run Polygraphy's shape inference first; matching needs the rank and the
+                    normalized dims, which raw exports often leave unknown. Defaults to False.
         """
         self._model = model
         self.target = util.default(target, "native")
@@ -42,6 +48,7 @@ class FuseLayerNorm(BaseLoader):
         self.skip = util.default(skip, False)
         self.raise_opset = util.default(raise_opset, True)
         self.external_data_dir = external_data_dir
+        self.infer_shapes = util.default(infer_shapes, False)
         self.report = None
 
     @util.check_called_by("__call__")
@@ -53,6 +60,10 @@ class FuseLayerNorm(BaseLoader):
         from polygraphy_ext.passes.fuse_layernorm.fuse import FusionError, fuse_layernorm
 
         model, _ = util.invoke_if_callable(self._model)
+        if isinstance(model, (bytes, bytearray)):
+            model = onnx.load_model_from_string(bytes(model))
+        if self.infer_shapes:
+            model = onnx_backend.InferShapes(model)()
         graph = gs.import_onnx(model)
         try:
             self.report = fuse_layernorm(

@@ -59,8 +59,6 @@ def _step_change(op: str, old, new) -> Optional[str]:
         for a, b in zip(old_formals, new_formals):
             if a.option != b.option:
                 return f"{kind} {a.name} changed from {a.option} to {b.option}"
-            if not _types(old, a) <= _types(new, b):
-                return f"{kind} {a.name} lost allowed types"
         for extra in new_formals[len(old_formals) :]:
             if kind == "output" or extra.option != onnx.defs.OpSchema.FormalParameterOption.Optional:
                 return f"a required {kind} {extra.name} was added"
@@ -80,9 +78,36 @@ def _step_change(op: str, old, new) -> Optional[str]:
     return None
 
 
+def _versions(op: str, current: int, target: int):
+    """The schemas of ``op`` in force at ``current`` and at every later change up to ``target``."""
+    schema = onnx.defs.get_schema(op, current, "")
+    schemas = [schema]
+    for version in range(current + 1, target + 1):
+        nxt = onnx.defs.get_schema(op, version, "")
+        if nxt.since_version != schemas[-1].since_version:
+            schemas.append(nxt)
+    return schemas
+
+
+@functools.lru_cache(maxsize=None)
+def lost_input_types(op: str, current: int, target: int) -> Tuple[frozenset, ...]:
+    """Per input position, the element types allowed at ``current`` but not at some version up to ``target``.
+
+    Narrowed type lists block a raise only for a node that actually uses a dropped type.
+    """
+    schemas = _versions(op, current, target)
+    lost = [set() for _ in schemas[0].inputs]
+    for old, new in zip(schemas, schemas[1:]):
+        for i, (a, b) in enumerate(zip(old.inputs, new.inputs)):
+            if i < len(lost):
+                lost[i] |= _types(old, a) - _types(new, b)
+    return tuple(frozenset(t) for t in lost)
+
+
 @functools.lru_cache(maxsize=None)
 def upgrade_blocker(op: str, current: int, target: int) -> Optional[str]:
-    """Why ``op`` written for opset ``current`` may change meaning under ``target``; None when it cannot."""
+    """Why ``op`` written for opset ``current`` may change meaning under ``target``; None when it cannot
+    (apart from narrowed type lists, see ``lost_input_types``)."""
     try:
         schema = onnx.defs.get_schema(op, current, "")
     except onnx.defs.SchemaError:
@@ -117,10 +142,25 @@ def raise_blockers(graph: gs.Graph, current: int, target: int, leaving: Dict[int
     for node in _all_nodes(graph):
         if id(node) in leaving or (node.domain or "") not in DEFAULT_DOMAINS:
             continue
-        why = upgrade_blocker(node.op, current, target)
+        why = upgrade_blocker(node.op, current, target) or _dropped_type(node, current, target)
         if why:
             blockers.append(Blocker(node.name, node.op, why))
     return blockers
+
+
+def _dropped_type(node: gs.Node, current: int, target: int) -> Optional[str]:
+    for index, lost in enumerate(lost_input_types(node.op, current, target)):
+        if not lost or index >= len(node.inputs) or not node.inputs[index].name:
+            continue
+        dtype = node.inputs[index].dtype
+        try:
+            name = onnx.helper.tensor_dtype_to_string(onnx.helper.np_dtype_to_tensor_dtype(dtype))
+        except Exception:
+            return f"{node.op} dropped input types by opset {target} and this input's type is unknown"
+        type_str = f"tensor({name.split('.')[-1].lower()})"  # TensorProto.FLOAT16 -> tensor(float16)
+        if type_str in lost:
+            return f"{node.op} no longer accepts {type_str} by opset {target}"
+    return None
 
 
 def describe_blockers(blockers: List[Blocker], limit: int = 5) -> str:

@@ -117,3 +117,15 @@ def test_skip_with_broadcasting_residual_falls_back_to_layernorm():
     fused, report = run_pass(model, target="plugin", skip=True)
     assert op_types(fused).count("LayerNorm") == 1 and "Add" in op_types(fused)
     assert any("same known shape" in note for note in report.fused[0].notes)
+
+
+def test_narrowed_type_lists_block_only_nodes_using_a_dropped_type():
+    from polygraphy_ext.passes.fuse_layernorm.opset import raise_blockers
+
+    def erf_graph(dtype):
+        x = gs.Variable("x", dtype=dtype, shape=[4])
+        return gs.Graph(nodes=[gs.Node("Erf", "erf", inputs=[x], outputs=[gs.Variable("y", dtype=dtype)])], opset=11)
+
+    assert raise_blockers(erf_graph(np.float32), 11, 17, {}) == []  # Erf-13 dropped integer types only
+    (blocker,) = raise_blockers(erf_graph(np.int64), 11, 17, {})
+    assert blocker.node == "erf" and "tensor(int64)" in blocker.reason
