@@ -3,7 +3,7 @@
 Resolved lazily (PEP 562) so that importing a submodule does not import every pass.
 """
 
-import importlib
+from polygraphy_ext._lazy import lazy_getattr
 
 _EXPORTS = {
     "align_dims": "polygraphy_ext.passes.align_dims",
@@ -15,7 +15,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -7,25 +7,22 @@ Names are resolved lazily: every ``polygraphy`` command builds every surgeon sub
 not pay for importing onnx-graphsurgeon.
 """
 
-import importlib
+from polygraphy_ext._lazy import lazy_getattr
 
 _EXPORTS = {
-    "DEFAULT_MAX_OVERHEAD_PCT": "precision",
-    "DEFAULT_PRECISION": "precision",
-    "PRECISION_MULTIPLES": "precision",
-    "multiple_for": "precision",
-    "align_dims": "align",
-    "AlignReport": "report",
-    "AlignedDim": "report",
-    "ConcreteDim": "report",
-    "LeftAlone": "report",
-    "TensorChange": "report",
+    "DEFAULT_MAX_OVERHEAD_PCT": ".precision",
+    "DEFAULT_PRECISION": ".precision",
+    "PRECISION_MULTIPLES": ".precision",
+    "multiple_for": ".precision",
+    "align_dims": ".align",
+    "AlignReport": ".report",
+    "AlignedDim": ".report",
+    "ConcreteDim": ".report",
+    "LeftAlone": ".report",
+    "TensorChange": ".report",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
