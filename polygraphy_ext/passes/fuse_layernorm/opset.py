@@ -15,6 +15,8 @@ import onnx
 import onnx.defs
 import onnx_graphsurgeon as gs
 
+from polygraphy_ext.passes.fuse_layernorm.matching import as_np_dtype
+
 # (op, since_version) -> attributes/inputs added in that version whose defaults keep the old behaviour.
 DEFAULT_PRESERVING_ADDITIONS: Dict[Tuple[str, int], Tuple[str, ...]] = {
     ("Reshape", 14): ("allowzero",),  # 0 = old behaviour
@@ -154,7 +156,7 @@ def _dropped_type(node: gs.Node, current: int, target: int) -> Optional[str]:
             continue
         dtype = node.inputs[index].dtype
         try:
-            name = onnx.helper.tensor_dtype_to_string(onnx.helper.np_dtype_to_tensor_dtype(dtype))
+            name = onnx.helper.tensor_dtype_to_string(onnx.helper.np_dtype_to_tensor_dtype(as_np_dtype(dtype)))
         except Exception:
             return f"{node.op} dropped input types by opset {target} and this input's type is unknown"
         type_str = f"tensor({name.split('.')[-1].lower()})"  # TensorProto.FLOAT16 -> tensor(float16)
