@@ -15,6 +15,7 @@ from polygraphy.tools.surgeon.subtool.base import BaseSurgeonSubtool
 from polygraphy_ext.tools.common import user_error, write_atomically, write_text_atomically
 
 onnx = mod.lazy_import("onnx")
+onnx_backend = mod.lazy_import("polygraphy.backend.onnx")
 
 DEFAULT_CHECK_ATOL = 1e-4
 DEFAULT_CHECK_RTOL = 1e-3
@@ -112,18 +113,9 @@ class FuseLn(BaseSurgeonSubtool):
         out_path = self.arg_groups[OnnxSaveArgs].path
         self._validate(opts, in_path, out_path)
 
-        load_args = self.arg_groups[OnnxLoadArgs]
-        data_dir = load_args.external_data_dir or os.path.dirname(os.path.abspath(in_path))
-        # The pass reads the few small tensors it needs itself; the big weights stay on disk.
-        load_args.external_data_dir = None
-        load_args.ignore_external_data = True
-        try:
-            original = self.load_model(log_model=False)
-        except Exception as err:
-            user_error(f"cannot read {in_path} as an ONNX model: {str(err).splitlines()[0] if str(err) else err!r}")
-
+        original, model, data_dir = self._load(in_path)
         fuser = FuseLayerNorm(
-            original,
+            model,
             target=opts.target,
             rms=opts.rms,
             skip=opts.skip,
@@ -133,7 +125,7 @@ class FuseLn(BaseSurgeonSubtool):
         fused = fuser()
         report = fuser.report
 
-        external_files = _external_files(fused)
+        external_files = _external_files(fused) if data_dir is not None else []
         _refuse_data_clobber(external_files, data_dir, os.path.dirname(os.path.abspath(out_path)))
 
         def write_model(tmp_path):
@@ -148,6 +140,29 @@ class FuseLn(BaseSurgeonSubtool):
             write_text_atomically(opts.report, json.dumps(report.to_dict(), indent=2) + "\n")
             G_LOGGER.info(f"Wrote report to {opts.report}")
         return 0
+
+    def _load(self, in_path):
+        """(model as read, model to fuse, external data dir or None): never loads external data.
+
+        Polygraphy's own load chain would read every weight when given a path; only the graph is read here,
+        and the pass reads the few small tensors it matches (eps, gamma, beta) from external data itself.
+        """
+        load_args = self.arg_groups[OnnxLoadArgs]
+        if load_args.convert_to_fp16:
+            user_error("--fp-to-fp16 is not supported by fuse-ln (it would load and rewrite every weight)")
+        data_dir = None
+        if not load_args.ignore_external_data:
+            data_dir = load_args.external_data_dir or os.path.dirname(os.path.abspath(in_path))
+        G_LOGGER.info(f"Loading model: {in_path}")
+        try:
+            original = onnx.load(in_path, load_external_data=False)
+        except Exception as err:
+            user_error(f"cannot read {in_path} as an ONNX model: {str(err).splitlines()[0] if str(err) else err!r}")
+        model = original
+        shape_args = self.arg_groups[OnnxInferShapesArgs]
+        if shape_args.do_shape_inference:
+            model = onnx_backend.InferShapes(original, error_ok=True, allow_onnxruntime=shape_args.allow_onnxruntime)()
+        return original, model, data_dir
 
     @staticmethod
     def _validate(opts, in_path, out_path):
