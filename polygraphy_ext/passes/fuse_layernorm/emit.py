@@ -28,11 +28,26 @@ class UniqueNames:
         return name
 
 
-def _detach(nodes: Dict[int, gs.Node]) -> None:
-    """Cut the old chain loose; graph.cleanup() removes it afterwards."""
+def detach_all(nodes: Dict[int, gs.Node]) -> None:
+    """Cut every replaced node loose at once; graph.cleanup() drops them afterwards.
+
+    gs's synchronized lists remove a node from each input's consumer list with list.remove, i.e. by gs's
+    value equality, one node at a time: quadratic when thousands of chains share one eps or input tensor.
+    Filtering each touched tensor's consumers once, by identity, keeps this linear.
+    """
+    touched = {}
     for node in nodes.values():
-        node.inputs.clear()
-        node.outputs.clear()
+        for tensor in node.inputs:
+            touched[id(tensor)] = tensor
+    for tensor in touched.values():
+        keep = [consumer for consumer in tensor.outputs if id(consumer) not in nodes]
+        list.clear(tensor.outputs)
+        list.extend(tensor.outputs, keep)
+    for node in nodes.values():
+        for tensor in node.outputs:
+            list.clear(tensor.inputs)
+        list.clear(node.inputs)
+        list.clear(node.outputs)
 
 
 def _const(names: UniqueNames, base: str, value: np.ndarray, dtype: np.dtype) -> gs.Constant:
@@ -75,7 +90,6 @@ class NativeEmitter:
     @staticmethod
     def emit(graph: gs.Graph, names: UniqueNames, match: NormMatch) -> gs.Node:
         base = names(f"{match.anchor.name or match.kind}_fused")
-        _detach(match.nodes)
         gamma = match.gamma if match.gamma is not None else _ones_like_block(match)
         inputs: List[gs.Tensor] = [match.x, _const(names, f"{base}_scale", gamma, match.compute_dtype)]
         if match.kind == "LayerNorm":
@@ -109,7 +123,6 @@ class PluginEmitter:
         base = names(f"{match.anchor.name or plugin}_fused")
         dtype = match.compute_dtype
         gamma = match.gamma if match.gamma is not None else _ones_like_block(match)
-        _detach(match.nodes)
         outputs = [_cast_output(graph, names, match, base)]
         if skip is None:
             inputs = [match.x, _const(names, f"{base}_gamma", gamma, dtype)]
@@ -117,7 +130,6 @@ class PluginEmitter:
                 inputs.append(_const(names, f"{base}_beta", match.beta, dtype))
             attrs = spec.onnx_attrs(epsilon=match.epsilon, axis=match.axis)
         else:
-            _detach(skip.nodes)
             inputs = [skip.input, skip.skip, _const(names, f"{base}_gamma", gamma, dtype)]
             beta = match.beta
             if beta is None and skip.bias is not None:

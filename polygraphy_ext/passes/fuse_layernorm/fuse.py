@@ -4,7 +4,7 @@ from typing import Dict, List, Optional, Tuple
 
 import onnx_graphsurgeon as gs
 
-from polygraphy_ext.passes.fuse_layernorm.emit import EMITTERS, UniqueNames
+from polygraphy_ext.passes.fuse_layernorm.emit import EMITTERS, UniqueNames, detach_all
 from polygraphy_ext.passes.fuse_layernorm.matching import GraphView, NotACandidate, Reject
 from polygraphy_ext.passes.fuse_layernorm.opset import (
     DEFAULT_DOMAINS,
@@ -123,6 +123,12 @@ def fuse_layernorm(
 
     taken = set(graph.tensors().keys()) | {n.name for n in graph.nodes}
     names = UniqueNames(taken)
+    replaced: Dict[int, gs.Node] = {}
+    for _, match in accepted:
+        replaced.update(match.nodes)
+        if match.skip is not None:
+            replaced.update(match.skip.nodes)
+    detach_all(replaced)
     for candidate, match in accepted:
         node = emitter.emit(graph, names, match)
         candidate.fused, candidate.fused_node = True, node.name
