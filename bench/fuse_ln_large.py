@@ -33,8 +33,7 @@ def _external(name, array, handle, location):
     """A TensorProto pointing at ``array`` appended to the open external-data file."""
     offset = handle.tell()
     handle.write(np.ascontiguousarray(array).tobytes())
-    tensor = helper.make_tensor(name, helper.np_dtype_to_tensor_dtype(array.dtype), array.shape, vals=[])
-    tensor.ClearField("float_data")
+    tensor = TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(array.dtype), dims=array.shape)
     tensor.data_location = TensorProto.EXTERNAL
     for key, value in (("location", location), ("offset", str(offset)), ("length", str(array.nbytes))):
         entry = tensor.external_data.add()

@@ -128,11 +128,12 @@ class FuseLn(BaseSurgeonSubtool):
         external_files = _external_files(fused) if data_dir is not None else []
         _refuse_data_clobber(external_files, data_dir, os.path.dirname(os.path.abspath(out_path)))
 
+        if opts.check:
+            self._check(original, fused, data_dir, opts, external_files)
+
         def write_model(tmp_path):
             self.arg_groups[OnnxSaveArgs].save_onnx(fused, str(tmp_path))
             _carry_external_data(external_files, data_dir, tmp_path.parent)
-            if opts.check:
-                self._check(original, fused, in_path, tmp_path, opts, external_files)
 
         write_atomically(out_path, write_model)
         G_LOGGER.info(f"Saved model to {out_path}")
@@ -178,12 +179,20 @@ class FuseLn(BaseSurgeonSubtool):
             user_error("--report must not point at the input or output model")
 
     @staticmethod
-    def _check(original, fused, in_path, fused_path, opts, external_files):
+    def _check(original, fused, data_dir, opts, external_files):
         from polygraphy_ext.numerics import compare_models
 
-        reference = in_path if external_files else original
-        candidate = str(fused_path) if external_files else fused
-        result = compare_models(reference, candidate, atol=opts.check_atol, rtol=opts.check_rtol)
+        if external_files:
+            # onnxruntime needs every weight anyway; give it in-memory copies with the data loaded.
+            original, fused = onnx.ModelProto.FromString(original.SerializeToString()), onnx.ModelProto.FromString(
+                fused.SerializeToString()
+            )
+            onnx.external_data_helper.load_external_data_for_model(original, data_dir)
+            onnx.external_data_helper.load_external_data_for_model(fused, data_dir)
+        try:
+            result = compare_models(original, fused, atol=opts.check_atol, rtol=opts.check_rtol)
+        except Exception as err:
+            user_error(f"--check could not run the models in onnxruntime: {str(err).splitlines()[0]}")
         G_LOGGER.info(f"--check: {result.summary()}")
         if not result.ok:
             user_error(f"--check failed, nothing written: {result.summary()}")
@@ -219,11 +228,15 @@ def _refuse_data_clobber(files, src_dir, dst_dir):
 
 
 def _carry_external_data(files, src_dir, tmp_dir):
-    """Make the output's external-data references resolve: hard-link (or copy) each file next to it."""
+    """Make the output's external-data references resolve: copy each referenced file next to it.
+
+    Not a hard link: onnx refuses external data files with more than one link ("potential hardlink attack"),
+    so a link would make both the user's model and ours unloadable. shutil.copyfile copies in the kernel
+    (copy_file_range/sendfile), so memory stays flat however big the file is.
+    """
+    if Path(src_dir).resolve() == Path(tmp_dir).parent.resolve():
+        return  # the output goes next to the input's data: its references already resolve
     for name in files:
-        src, dst = Path(src_dir) / name, Path(tmp_dir) / name
+        dst = Path(tmp_dir) / name
         dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copyfile(src, dst)
+        shutil.copyfile(Path(src_dir) / name, dst)

@@ -160,6 +160,19 @@ def test_external_data_stays_external_and_is_linked_next_to_the_output(run_polyg
     assert w.data_location == onnx.TensorProto.EXTERNAL  # still external, same file name
     assert (tmp_path / "dst" / "weights.bin").exists()
     assert _digest(tmp_path / "src" / "weights.bin") == weights_before
+    # A copy, not a hard link: onnx refuses to load external data with several links.
+    onnx.load(str(src)), onnx.load(str(out))
+    assert compare_models(str(src), str(out), atol=1e-4, rtol=1e-4).ok
+
+
+def test_output_next_to_the_input_shares_its_external_data(run_polygraphy, tmp_path):
+    src = _external_data_model(tmp_path, 64 * 64)
+    weights_before = _digest(tmp_path / "weights.bin")
+    out = tmp_path / "fused.onnx"
+    proc = run_polygraphy("surgeon", "fuse-ln", src, "-o", out, "--check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fused.onnx", "model.onnx", "weights.bin"]
+    assert _digest(tmp_path / "weights.bin") == weights_before
     assert compare_models(str(src), str(out), atol=1e-4, rtol=1e-4).ok
 
 
