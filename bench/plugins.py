@@ -6,6 +6,7 @@ and the same for torch eager (and torch.compile on a subset: --compile). Small, 
 CUDA-graph replays and reported in microseconds. Medians of --repeats timed runs each.
 
     python bench/plugins.py --library build/libpolygraphy_ext_plugins.so --out bench/results_gpu
+    ncu -k regex:"rowNorm|biasGelu" python bench/plugins.py --library ... --profile LayerNorm:fp16:1024
 
 Writes plugins.json, plugins.png (GB/s vs H) and plugins.md (the table) under --out, and prints the table.
 """
@@ -15,6 +16,7 @@ import datetime
 import json
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -65,8 +67,9 @@ def graph_ms(fn, repeats, inner=50):
     return time_ms(graph.replay, repeats, inner=1) / inner
 
 
-def copy_gbps(repeats):
-    src = torch.randn(WORKING_SET * 2 // 4, device="cuda")
+def copy_gbps(repeats, moved_bytes=4 * WORKING_SET):
+    """GB/s (bytes read + written) of a device-to-device copy moving `moved_bytes` in all."""
+    src = torch.randn(moved_bytes // 8, device="cuda")
     dst = torch.empty_like(src)
     ms = time_ms(lambda: dst.copy_(src), repeats)
     return 2 * src.numel() * 4 / ms / 1e6
@@ -91,20 +94,26 @@ def main():
     parser.add_argument("--plugins", nargs="+", default=list(PLUGINS), help="plugins to benchmark")
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), help="dtypes to benchmark")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (fp16, H in 1024/4096/16384)")
+    parser.add_argument("--profile", nargs="+", metavar="PLUGIN:DTYPE:H",
+                        help="only run each of these cases once (a working set of 256 MB) and exit: for a profiler")
     args = parser.parse_args()
+    if args.profile:
+        profile(args)
+        return
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    harness = PluginHarness(args.library, build_dir=out / "_build")
+    harness = PluginHarness(args.library, build_dir=Path(tempfile.mkdtemp(prefix="pgx-harness-")))
     copy = copy_gbps(args.repeats)
+    # Diagnostic only: a copy moving the same 256 MB as each plugin case pays the same launch ramp and drain.
+    copy_same_size = copy_gbps(args.repeats, WORKING_SET)
     compiled = torch.compile(torch_eager, dynamic=False) if args.compile else None
     results = []
     for plugin in args.plugins:
         for dname in args.dtypes:
             for hidden in HIDDEN:
-                per_row = min_bytes(Case(plugin, 2, hidden, DTYPES[dname])) - min_bytes(Case(plugin, 1, hidden, DTYPES[dname]))
-                rows = -(-WORKING_SET // per_row)
-                case = Case(plugin, rows, hidden, DTYPES[dname])
+                case = large_case(plugin, dname, hidden)
+                rows = case.rows
                 use_compile = compiled if dname == "fp16" and hidden in (1024, 4096, 16384) else None
                 row = bench_case(harness, case, args.repeats, use_compile)
                 nbytes = min_bytes(case)
@@ -132,6 +141,7 @@ def main():
         "torch": torch.__version__,
         "command": " ".join(sys.argv),
         "copy_gbps": copy,
+        "copy_same_size_gbps": copy_same_size,
         "large": results,
         "small": small,
     }
@@ -142,8 +152,27 @@ def main():
     print(table)
 
 
+def large_case(plugin, dname, hidden):
+    """The benchmark's case for one plugin, dtype and H: enough rows for a working set of WORKING_SET bytes."""
+    dtype = DTYPES[dname]
+    per_row = min_bytes(Case(plugin, 2, hidden, dtype)) - min_bytes(Case(plugin, 1, hidden, dtype))
+    return Case(plugin, -(-WORKING_SET // per_row), hidden, dtype)
+
+
+def profile(args):
+    harness = PluginHarness(args.library, build_dir=Path(tempfile.mkdtemp(prefix="pgx-harness-")))
+    for spec in args.profile:
+        plugin, dname, hidden = spec.split(":")
+        case = large_case(plugin, dname, int(hidden))
+        inputs, outputs = make_tensors(case)
+        harness.run(case.plugin, case.fields(), inputs, outputs)
+        torch.cuda.synchronize()
+        print(f"profiled {spec}: {case.rows} rows")
+
+
 def render_table(report):
-    lines = [f"GPU: {report['gpu']}; copy {report['copy_gbps']:.0f} GB/s (read+write); torch {report['torch']}", ""]
+    lines = [f"GPU: {report['gpu']}; copy {report['copy_gbps']:.0f} GB/s (read+write, 1 GB moved; "
+             f"{report.get('copy_same_size_gbps', 0):.0f} GB/s moving 256 MB); torch {report['torch']}", ""]
     lines.append("| plugin | dtype | median of copy (ours) | min of copy (ours) | median of copy (torch) | "
                  "median speedup vs torch | min speedup vs torch |")
     lines.append("|---|---|---|---|---|---|---|")

@@ -109,7 +109,7 @@ def test_fp16_rows_near_1e4_do_not_overflow(harness, plugin):
 
 
 @pytest.mark.parametrize("plugin", ["LayerNorm", "SkipLayerNorm"])
-@pytest.mark.parametrize("hidden", [768, 65536])
+@pytest.mark.parametrize("hidden", [768, 4096, 65536])  # rows per warp group, per block (warps merged), streamed
 def test_constant_rows_with_tiny_epsilon_give_beta(harness, plugin, hidden):
     case = Case(plugin, 16, hidden, torch.float32, epsilon=1e-12)
 
@@ -123,13 +123,14 @@ def test_constant_rows_with_tiny_epsilon_give_beta(harness, plugin, hidden):
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)
-def test_nan_and_inf_propagate_like_reference(harness, plugin):
+@pytest.mark.parametrize("hidden", [1024, 4096])  # fp32: one warp per row; four warps per row
+def test_nan_and_inf_propagate_like_reference(harness, plugin, hidden):
     def poison(inputs):
         inputs[0][0, 5] = float("nan")
         inputs[0][1, 9] = float("inf")
         inputs[0][2, 0] = float("-inf")
 
-    run_and_check(harness, Case(plugin, 8, 1024, torch.float32), mutate=poison)
+    run_and_check(harness, Case(plugin, 8, hidden, torch.float32), mutate=poison)
 
 
 @pytest.mark.parametrize("plugin", ["LayerNorm", "BiasGelu"])

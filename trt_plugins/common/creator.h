@@ -1,5 +1,5 @@
-// One creator template for every plugin. A plugin class provides:
-//   static constexpr char const* kName, kVersion;
+// One creator template for every plugin, and the identity part every plugin class shares. A plugin class provides:
+//   static constexpr char const* kName, kVersion;  (from SpecPlugin below)
 //   static void describeFields(FieldNames&);   the fields getFieldNames advertises
 //   void readFields(FieldReader&);             parse and validate (reader.fail(...) on bad values)
 // Creation never throws and never crashes on bad input: it logs and returns null.
@@ -14,6 +14,36 @@
 
 namespace pgx
 {
+// Name, version and clone for a plugin class `Derived` (derived from `Base`, a PluginBase) whose names come from
+// its generated spec struct (plugin_specs.h).
+template <typename Spec, typename Derived, typename Base>
+class SpecPlugin : public Base
+{
+public:
+    static constexpr char const* kName = Spec::kName;
+    static constexpr char const* kVersion = Spec::kVersion;
+
+    char const* getPluginName() const noexcept override
+    {
+        return kName;
+    }
+    char const* getPluginVersion() const noexcept override
+    {
+        return kVersion;
+    }
+    nvinfer1::IPluginV3* clone() noexcept override
+    {
+        try
+        {
+            return new Derived(static_cast<Derived const&>(*this));
+        }
+        catch (...)
+        {
+            return nullptr;
+        }
+    }
+};
+
 template <typename Plugin>
 class Creator : public nvinfer1::IPluginCreatorV3One
 {

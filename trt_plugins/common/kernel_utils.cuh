@@ -1,11 +1,14 @@
 // Building blocks shared by the plugin kernels: element conversion, vector packs whose width is decided on
 // the host from the alignment of every pointer, group reductions, and the launch geometry.
 #pragma once
+#include "common/dtype.h"
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace pgx
 {
@@ -57,15 +60,43 @@ struct Pack
     T v[N];
 };
 
-template <typename T, int N>
+// One Pack chunk moved as a single access of its width. Streamed tensors (read or written once) use the
+// evict-first cache hint so that they do not push the next rows, prefetched into L2, out of it.
+template <int Bytes>
+struct RawChunk;
+template <>
+struct RawChunk<16>
+{
+    using type = uint4;
+};
+template <>
+struct RawChunk<8>
+{
+    using type = uint2;
+};
+template <>
+struct RawChunk<4>
+{
+    using type = unsigned int;
+};
+template <>
+struct RawChunk<2>
+{
+    using type = unsigned short;
+};
+
+template <typename T, int N, bool Streamed = false>
 __device__ __forceinline__ void loadFloats(T const* __restrict__ src, float (&dst)[N])
 {
     using P = Pack<T, N>;
-    typename P::Chunk const* chunks = reinterpret_cast<typename P::Chunk const*>(src);
+    using Raw = typename RawChunk<P::kChunkBytes>::type;
+    Raw const* raw = reinterpret_cast<Raw const*>(src);
 #pragma unroll
     for (int c = 0; c < P::kChunks; ++c)
     {
-        typename P::Chunk const chunk = chunks[c];
+        Raw const bits = Streamed ? __ldcs(raw + c) : __ldg(raw + c);
+        typename P::Chunk chunk;
+        memcpy(&chunk, &bits, sizeof(chunk));
 #pragma unroll
         for (int i = 0; i < P::kPerChunk; ++i)
         {
@@ -74,11 +105,25 @@ __device__ __forceinline__ void loadFloats(T const* __restrict__ src, float (&ds
     }
 }
 
+// dst += the N values at src.
+template <typename T, int N, bool Streamed = false>
+__device__ __forceinline__ void addFloats(T const* __restrict__ src, float (&dst)[N])
+{
+    float v[N];
+    loadFloats<T, N, Streamed>(src, v);
+#pragma unroll
+    for (int i = 0; i < N; ++i)
+    {
+        dst[i] += v[i];
+    }
+}
+
 template <typename T, int N>
 __device__ __forceinline__ void storeFloats(T* __restrict__ dst, float const (&src)[N])
 {
     using P = Pack<T, N>;
-    typename P::Chunk* chunks = reinterpret_cast<typename P::Chunk*>(dst);
+    using Raw = typename RawChunk<P::kChunkBytes>::type;
+    Raw* raw = reinterpret_cast<Raw*>(dst);
 #pragma unroll
     for (int c = 0; c < P::kChunks; ++c)
     {
@@ -88,8 +133,17 @@ __device__ __forceinline__ void storeFloats(T* __restrict__ dst, float const (&s
         {
             chunk.v[i] = fromFloat<T>(src[c * P::kPerChunk + i]);
         }
-        chunks[c] = chunk;
+        Raw bits;
+        memcpy(&bits, &chunk, sizeof(bits));
+        __stcs(raw + c, bits);
     }
+}
+
+// Asks L2 to fetch the line holding `p` without waiting for it (no register is tied up): the loop over rows
+// issues this for its next row, so DRAM keeps streaming while the current row is reduced and stored.
+__device__ __forceinline__ void prefetchL2(void const* p)
+{
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 }
 
 // Sum over aligned groups of `width` lanes (a power of two <= 32); every lane gets the group's total.
@@ -127,7 +181,40 @@ inline bool isAligned(void const* ptr, int bytes)
     return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % static_cast<uintptr_t>(bytes) == 0;
 }
 
-// Host side: how many blocks of `threads` threads the current device keeps resident at once; grids larger
-// than this gain nothing because every kernel here loops over its work with a grid stride.
-int residentBlocks(int threads);
+// Host side: calls launch(T{}, P{}) with the element types for activations `io` and parameters `param`
+// (parameters are either fp32 or the activation type).
+template <typename Launch>
+cudaError_t dispatchTypes(Dtype io, Dtype param, Launch&& launch)
+{
+    bool const fp32Params = param == Dtype::kFloat32;
+    switch (io)
+    {
+    case Dtype::kFloat32: return launch(float{}, float{});
+    case Dtype::kFloat16: return fp32Params ? launch(__half{}, float{}) : launch(__half{}, __half{});
+    case Dtype::kBFloat16:
+        return fp32Params ? launch(__nv_bfloat16{}, float{}) : launch(__nv_bfloat16{}, __nv_bfloat16{});
+    }
+    return cudaErrorInvalidValue;
+}
+
+// Host side: a grid of at most as many blocks as the current device keeps resident at once for `kernel`
+// (its register and shared-memory use included), so that a grid-stride loop runs in one wave with no tail
+// of late blocks.
+template <typename Kernel>
+int residentGrid(Kernel kernel, int threads, int64_t blocksNeeded)
+{
+    int device = 0;
+    int sms = 0;
+    int perSm = 0;
+    if (cudaGetDevice(&device) != cudaSuccess
+        || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess
+        || cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads, 0) != cudaSuccess)
+    {
+        cudaGetLastError(); // clear it: the launch that follows reports a real failure itself
+        sms = 128;
+        perSm = 1;
+    }
+    int64_t const resident = static_cast<int64_t>(sms) * (perSm > 0 ? perSm : 1);
+    return static_cast<int>(blocksNeeded < resident ? blocksNeeded : resident);
+}
 } // namespace pgx

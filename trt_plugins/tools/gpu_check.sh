@@ -1,26 +1,41 @@
 #!/bin/bash
-# One device session: build the library for Hopper, run the GPU test sweep, compute-sanitizer on a subset,
-# and the benchmark. Usage (repo root): OUT=/some/dir trt_plugins/tools/gpu_check.sh [--compile]
+# One device session: build the library for Hopper, run the GPU test sweep, the benchmark, compute-sanitizer
+# (memcheck, racecheck) on a subset, and optionally Nsight Compute on a few benchmark cases. Writes at most 8 files.
+# Usage (repo root): OUT=/some/dir [PROFILE="LayerNorm:fp16:1024 ..."] trt_plugins/tools/gpu_check.sh [--compile]
+# SRC (default trt_plugins) and BUILD select another source tree and build folder, e.g. to compare a variant.
 set -u
 OUT=${OUT:-/tmp/pgx-out}
 mkdir -p "$OUT"
-BUILD=/tmp/pgx-gpu-build
+SRC=${SRC:-trt_plugins}
+BUILD=${BUILD:-/tmp/pgx-gpu-build}
 export PYTHONUNBUFFERED=1
-cmake -S trt_plugins -B $BUILD -G Ninja -DPOLYGRAPHY_EXT_CUDA_ARCHITECTURES=${ARCHS:-90-real} >"$OUT/build.log" 2>&1 \
+cmake -S "$SRC" -B $BUILD -G Ninja -DPOLYGRAPHY_EXT_CUDA_ARCHITECTURES=${ARCHS:-90-real} >"$OUT/build.log" 2>&1 \
   && cmake --build $BUILD >>"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 LIB=$BUILD/libpolygraphy_ext_plugins.so
+# Registers, shared memory and spills of every kernel as built (what occupancy follows from).
+cuobjdump -res-usage $LIB >>"$OUT/build.log" 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 if [ -z "${SKIP_TESTS:-}" ]; then
   POLYGRAPHY_EXT_PLUGIN_LIBRARY=$LIB timeout ${TEST_TIMEOUT:-200} python3 -m pytest -q -p no:cacheprovider tests/plugins/test_plugin_gpu.py \
-    --maxfail=20 --timeout 120 2>&1 | tail -40 | tee "$OUT/pytest.log"
+    --maxfail=20 --timeout 120 >"$OUT/pytest.log" 2>&1
+  tail -25 "$OUT/pytest.log"
 fi
 if [ -z "${SKIP_BENCH:-}" ]; then
   timeout ${BENCH_TIMEOUT:-200} python3 bench/plugins.py --library $LIB --out "$OUT" "$@" 2>&1 | tail -60
 fi
 if [ -z "${SKIP_SANITIZER:-}" ]; then
   for tool in memcheck racecheck; do
+    echo "== compute-sanitizer --tool $tool" >>"$OUT/sanitizer.log"
     timeout ${SANITIZER_TIMEOUT:-100} compute-sanitizer --tool $tool --error-exitcode 3 python3 trt_plugins/tools/sanitize_cases.py $LIB /tmp/san \
-      >"$OUT/sanitizer_$tool.log" 2>&1
-    echo "compute-sanitizer $tool rc=$?: $(tail -3 "$OUT/sanitizer_$tool.log" | tr '\n' ' ')"
+      >>"$OUT/sanitizer.log" 2>&1
+    echo "compute-sanitizer $tool rc=$?: $(tail -2 "$OUT/sanitizer.log" | tr '\n' ' ')"
   done
+fi
+if [ -n "${PROFILE:-}" ]; then
+  # --clock-control none: profile at the clocks the card runs at, without touching its settings.
+  timeout ${PROFILE_TIMEOUT:-150} ncu --clock-control none --section SpeedOfLight --section Occupancy \
+    --section WarpStateStats --section MemoryWorkloadAnalysis --section LaunchStats -k 'regex:rowNorm|biasGelu' \
+    python3 bench/plugins.py --library $LIB --profile $PROFILE >"$OUT/ncu.txt" 2>&1
+  echo "ncu rc=$?"
+  grep -E "profiled|rowNorm|biasGelu|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Duration" "$OUT/ncu.txt" | cut -c1-150
 fi

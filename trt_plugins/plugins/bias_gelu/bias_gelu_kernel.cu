@@ -7,12 +7,21 @@ namespace
 {
 constexpr int kBlock = 256;
 
+// Reciprocal on the special-function unit (one instruction, <= 1 ulp): the IEEE-rounded __frcp_rn is a
+// multi-instruction sequence with a slow path, which made 16-bit GELU instruction-bound.
+__device__ __forceinline__ float approxRcp(float v)
+{
+    float r;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
+    return r;
+}
+
 // erf through Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7, below fp32 rounding of the result) with the
-// hardware exp: the library erff costs enough instructions that fp16 GELU became compute-bound.
+// hardware exp and reciprocal: the library erff costs enough instructions that 16-bit GELU became compute-bound.
 __device__ __forceinline__ float fastErf(float v)
 {
     float const a = fabsf(v);
-    float const t = __frcp_rn(1.f + 0.3275911f * a);
+    float const t = approxRcp(1.f + 0.3275911f * a);
     float const poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
     float const r = 1.f - poly * __expf(-a * a);
     return copysignf(r, v);
@@ -33,6 +42,8 @@ __device__ __forceinline__ float gelu(float v, bool tanhApproximation)
     return 0.5f * v * (1.f + fastErf(v * 0.7071067811865476f));
 }
 
+// Grid-stride over VEC-wide vectors; each thread asks L2 for its next vector before computing this one, so
+// the memory system keeps a second vector per thread in flight while the GELU arithmetic runs.
 template <typename T, typename P, int VEC>
 __global__ void __launch_bounds__(kBlock) biasGelu(BiasGeluArgs const a)
 {
@@ -42,26 +53,25 @@ __global__ void __launch_bounds__(kBlock) biasGelu(BiasGeluArgs const a)
     // The bias column advances by a constant step per iteration; tracking it avoids a 64-bit modulo per vector.
     int64_t const biasStep = (stride * VEC) % a.biasSize;
     int64_t col = (v * VEC) % a.biasSize;
+    T const* x = static_cast<T const*>(a.x);
     for (; v < vectors; v += stride)
     {
-        float x[VEC];
-        loadFloats<T, VEC>(static_cast<T const*>(a.x) + v * VEC, x);
+        float values[VEC];
+        loadFloats<T, VEC, true>(x + v * VEC, values);
+        if (v + stride < vectors)
+        {
+            prefetchL2(x + (v + stride) * VEC);
+        }
         if (a.bias)
         {
-            float b[VEC];
-            loadFloats<P, VEC>(static_cast<P const*>(a.bias) + col, b);
-#pragma unroll
-            for (int j = 0; j < VEC; ++j)
-            {
-                x[j] += b[j];
-            }
+            addFloats<P, VEC>(static_cast<P const*>(a.bias) + col, values);
         }
 #pragma unroll
         for (int j = 0; j < VEC; ++j)
         {
-            x[j] = gelu(x[j], a.tanhApproximation);
+            values[j] = gelu(values[j], a.tanhApproximation);
         }
-        storeFloats<T, VEC>(static_cast<T*>(a.y) + v * VEC, x);
+        storeFloats<T, VEC>(static_cast<T*>(a.y) + v * VEC, values);
         col += biasStep;
         if (col >= a.biasSize)
         {
@@ -79,15 +89,15 @@ cudaError_t launchTyped(BiasGeluArgs const& a, cudaStream_t stream)
         && isAligned(a.y, 16) && isAligned(a.bias, 16);
     int const vec = vectorized ? kVec : 1;
     int64_t const blocks = (a.n / vec + kBlock - 1) / kBlock;
-    int const resident = residentBlocks(kBlock);
-    int const grid = static_cast<int>(blocks < resident ? blocks : resident);
     if (vectorized)
     {
-        biasGelu<T, P, kVec><<<grid, kBlock, 0, stream>>>(a);
+        auto const kernel = biasGelu<T, P, kVec>;
+        kernel<<<residentGrid(kernel, kBlock, blocks), kBlock, 0, stream>>>(a);
     }
     else
     {
-        biasGelu<T, P, 1><<<grid, kBlock, 0, stream>>>(a);
+        auto const kernel = biasGelu<T, P, 1>;
+        kernel<<<residentGrid(kernel, kBlock, blocks), kBlock, 0, stream>>>(a);
     }
     return cudaGetLastError();
 }
@@ -99,16 +109,7 @@ cudaError_t launchBiasGelu(BiasGeluArgs const& args, Dtype io, Dtype param, cuda
     {
         return cudaSuccess;
     }
-    bool const fp32Params = param == Dtype::kFloat32;
-    switch (io)
-    {
-    case Dtype::kFloat32: return launchTyped<float, float>(args, stream);
-    case Dtype::kFloat16:
-        return fp32Params ? launchTyped<__half, float>(args, stream) : launchTyped<__half, __half>(args, stream);
-    case Dtype::kBFloat16:
-        return fp32Params ? launchTyped<__nv_bfloat16, float>(args, stream)
-                          : launchTyped<__nv_bfloat16, __nv_bfloat16>(args, stream);
-    }
-    return cudaErrorInvalidValue;
+    return dispatchTypes(io, param,
+        [&](auto t, auto p) { return launchTyped<decltype(t), decltype(p)>(args, stream); });
 }
 } // namespace pgx

@@ -10,7 +10,7 @@ using namespace nvinfer1;
 
 namespace pgx
 {
-namespace spec = specs::BiasGelu;
+using spec = specs::BiasGelu;
 
 namespace
 {
@@ -35,12 +35,9 @@ int64_t biasPeriod(Dims64 const& x, int64_t biasElements)
 }
 } // namespace
 
-class BiasGeluPlugin final : public PluginBase
+class BiasGeluPlugin final : public SpecPlugin<spec, BiasGeluPlugin, PluginBase>
 {
 public:
-    static constexpr char const* kName = spec::kName;
-    static constexpr char const* kVersion = spec::kVersion;
-
     static void describeFields(FieldNames& names)
     {
         names.addString(spec::kField_approximate);
@@ -56,28 +53,9 @@ public:
         }
     }
 
-    char const* getPluginName() const noexcept override
-    {
-        return kName;
-    }
-    char const* getPluginVersion() const noexcept override
-    {
-        return kVersion;
-    }
     int32_t getNbOutputs() const noexcept override
     {
         return 1;
-    }
-    IPluginV3* clone() noexcept override
-    {
-        try
-        {
-            return new BiasGeluPlugin(*this);
-        }
-        catch (...)
-        {
-            return nullptr;
-        }
     }
 
     int32_t enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* outputDesc, void const* const* inputs,

@@ -7,14 +7,11 @@
 
 namespace pgx
 {
-namespace spec = specs::SkipLayerNorm;
+using spec = specs::SkipLayerNorm;
 
-class SkipLayerNormPlugin final : public RowNormPlugin
+class SkipLayerNormPlugin final : public SpecPlugin<spec, SkipLayerNormPlugin, RowNormPlugin>
 {
 public:
-    static constexpr char const* kName = spec::kName;
-    static constexpr char const* kVersion = spec::kVersion;
-
     SkipLayerNormPlugin()
     {
         mEpsilon = spec::kDefault_epsilon;
@@ -38,28 +35,9 @@ public:
         readFlag(reader, spec::kField_output_sum, mOutputSum);
     }
 
-    char const* getPluginName() const noexcept override
-    {
-        return kName;
-    }
-    char const* getPluginVersion() const noexcept override
-    {
-        return kVersion;
-    }
     int32_t getNbOutputs() const noexcept override
     {
         return 1 + mOutputSum;
-    }
-    nvinfer1::IPluginV3* clone() noexcept override
-    {
-        try
-        {
-            return new SkipLayerNormPlugin(*this);
-        }
-        catch (...)
-        {
-            return nullptr;
-        }
     }
 
 protected:
