@@ -167,7 +167,7 @@ def _ffn_stack(layers, hidden=64, inner=191):
 def bench_pass(smoke, repeats):
     import onnx_graphsurgeon as gs
 
-    from polygraphy_ext.passes.align_dims import align_dims
+    from polygraphy_ext.passes.dim_alignment import align_dims
 
     sizes = (5, 10, 20) if smoke else (50, 100, 200, 400)
     results = []

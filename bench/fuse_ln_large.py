@@ -171,7 +171,7 @@ def chain_graph(num_chains: int, dim: int = 8) -> onnx.ModelProto:
 def matching_speed(node_counts, repeats):
     import onnx_graphsurgeon as gs
 
-    from polygraphy_ext.passes.fuse_layernorm import fuse_layernorm
+    from polygraphy_ext.passes.layernorm_fusion import fuse_layernorm
 
     rows = []
     for nodes in node_counts:

@@ -185,7 +185,7 @@ for argv in (['-h'], ['surgeon', '-h']):
         except SystemExit:
             pass
 heavy = [m for m in sys.modules if m.startswith('onnx_graphsurgeon') or m == 'onnx'
-         or m in ('polygraphy_ext.passes.align_dims.align', 'polygraphy_ext.passes.fuse_layernorm.fuse')]
+         or m in ('polygraphy_ext.passes.dim_alignment.align', 'polygraphy_ext.passes.layernorm_fusion.fuse')]
 print('heavy:', sorted(heavy))
 """
     proc = _python(code)

@@ -4,7 +4,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from polygraphy_ext.numerics import compare_models
-from polygraphy_ext.passes.align_dims.loader import AlignDims
+from polygraphy_ext.passes.dim_alignment.loader import AlignDims
 
 
 def align(model, **kwargs):

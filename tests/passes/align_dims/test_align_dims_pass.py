@@ -5,7 +5,7 @@ import pytest
 
 import align_graphs as graphs
 from align_helpers import align, assert_exact, assert_unchanged, ops, weight_shape
-from polygraphy_ext.passes.align_dims import align_dims, multiple_for
+from polygraphy_ext.passes.dim_alignment import align_dims, multiple_for
 
 
 def test_bert_ffn_odd_width_padded_with_no_new_node():

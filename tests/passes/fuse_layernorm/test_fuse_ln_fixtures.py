@@ -13,7 +13,7 @@ from fuse_ln_checks import op_types
 from make_fixtures import EXPECTED
 from polygraphy_ext.numerics import compare_models
 from polygraphy_ext.passes import fuse_layernorm
-from polygraphy_ext.passes.fuse_layernorm import FusionError
+from polygraphy_ext.passes.layernorm_fusion import FusionError
 from polygraphy_ext.plugins.ort_reference import lower_plugin_nodes
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -9,8 +9,8 @@ from onnx import helper, numpy_helper
 from fuse_ln_chains import build, variant
 from fuse_ln_checks import assert_equivalent, assert_plugin_equivalent, op_types, run_pass
 from polygraphy_ext.passes import fuse_layernorm
-from polygraphy_ext.passes.fuse_layernorm import FusionError
-from polygraphy_ext.passes.fuse_layernorm.opset import upgrade_blocker
+from polygraphy_ext.passes.layernorm_fusion import FusionError
+from polygraphy_ext.passes.layernorm_fusion.opset import upgrade_blocker
 from polygraphy_ext.plugins.ort_reference import lower_plugin_nodes
 from polygraphy_ext.plugins.specs import plugin_spec
 
@@ -120,7 +120,7 @@ def test_skip_with_broadcasting_residual_falls_back_to_layernorm():
 
 
 def test_narrowed_type_lists_block_only_nodes_using_a_dropped_type():
-    from polygraphy_ext.passes.fuse_layernorm.opset import raise_blockers
+    from polygraphy_ext.passes.layernorm_fusion.opset import raise_blockers
 
     def erf_graph(dtype):
         x = gs.Variable("x", dtype=dtype, shape=[4])

@@ -10,10 +10,10 @@ from typing import Dict, List, Optional
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from polygraphy_ext.passes.align_dims.candidates import WeightedOp
-from polygraphy_ext.passes.align_dims.propagation import Region, constant_of
-from polygraphy_ext.passes.align_dims.report import TensorChange
-from polygraphy_ext.passes.align_dims.symbolic import ShapeTable
+from polygraphy_ext.passes.dim_alignment.candidates import WeightedOp
+from polygraphy_ext.passes.dim_alignment.propagation import Region, constant_of
+from polygraphy_ext.passes.dim_alignment.report import TensorChange
+from polygraphy_ext.passes.dim_alignment.symbolic import ShapeTable
 
 
 def padded_array(values: np.ndarray, axis: int, amount: int, fill: float = 0.0) -> np.ndarray:

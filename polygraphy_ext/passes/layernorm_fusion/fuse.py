@@ -4,17 +4,17 @@ from typing import Dict, List, Optional, Tuple
 
 import onnx_graphsurgeon as gs
 
-from polygraphy_ext.passes.fuse_layernorm.emit import EMITTERS, UniqueNames, detach_all
-from polygraphy_ext.passes.fuse_layernorm.matching import GraphView, NotACandidate, Reject
-from polygraphy_ext.passes.fuse_layernorm.opset import (
+from polygraphy_ext.passes.layernorm_fusion.emit import EMITTERS, UniqueNames, detach_all
+from polygraphy_ext.passes.layernorm_fusion.matching import GraphView, NotACandidate, Reject
+from polygraphy_ext.passes.layernorm_fusion.opset import (
     DEFAULT_DOMAINS,
     default_opset,
     describe_blockers,
     raise_blockers,
     set_default_opset,
 )
-from polygraphy_ext.passes.fuse_layernorm.patterns import PATTERNS, NormMatch, match_skip
-from polygraphy_ext.passes.fuse_layernorm.report import Candidate, FusionReport
+from polygraphy_ext.passes.layernorm_fusion.patterns import PATTERNS, NormMatch, match_skip
+from polygraphy_ext.passes.layernorm_fusion.report import Candidate, FusionReport
 
 TARGETS = tuple(EMITTERS)
 

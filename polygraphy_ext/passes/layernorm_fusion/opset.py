@@ -15,7 +15,7 @@ import onnx
 import onnx.defs
 import onnx_graphsurgeon as gs
 
-from polygraphy_ext.passes.fuse_layernorm.matching import as_np_dtype
+from polygraphy_ext.passes.layernorm_fusion.matching import as_np_dtype
 
 # (op, since_version) -> attributes/inputs added in that version whose defaults keep the old behaviour.
 DEFAULT_PRESERVING_ADDITIONS: Dict[Tuple[str, int], Tuple[str, ...]] = {

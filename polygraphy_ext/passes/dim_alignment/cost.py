@@ -9,8 +9,8 @@ from typing import Iterable
 
 import numpy as np
 
-from polygraphy_ext.passes.align_dims.candidates import WeightedOp
-from polygraphy_ext.passes.align_dims.symbolic import ShapeTable
+from polygraphy_ext.passes.dim_alignment.candidates import WeightedOp
+from polygraphy_ext.passes.dim_alignment.symbolic import ShapeTable
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from polygraphy_ext.passes.fuse_layernorm.matching import (
+from polygraphy_ext.passes.layernorm_fusion.matching import (
     FLOAT_DTYPES,
     GraphView,
     NotACandidate,

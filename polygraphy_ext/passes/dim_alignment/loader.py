@@ -3,7 +3,7 @@
 from polygraphy import mod, util
 from polygraphy.backend.base import BaseLoader
 
-from polygraphy_ext.passes.align_dims import align as _align
+from polygraphy_ext.passes.dim_alignment import align as _align
 
 gs = mod.lazy_import("onnx_graphsurgeon")
 

@@ -4,14 +4,14 @@ from typing import Dict, List, Optional
 
 import onnx_graphsurgeon as gs
 
-from polygraphy_ext.passes.align_dims.precision import DEFAULT_MAX_OVERHEAD_PCT, multiple_for
-from polygraphy_ext.passes.align_dims.candidates import ActivationGemm, WeightedOp, classify
-from polygraphy_ext.passes.align_dims.concrete_dims import make_dims_concrete
-from polygraphy_ext.passes.align_dims.cost import Cost, CostModel, overhead_pct
-from polygraphy_ext.passes.align_dims.propagation import Region, RegionBuilder, producer_pad_value
-from polygraphy_ext.passes.align_dims.report import AlignedDim, AlignReport, LeftAlone, TensorChange
-from polygraphy_ext.passes.align_dims.rewrite import GraphEditor
-from polygraphy_ext.passes.align_dims.symbolic import ShapeTable
+from polygraphy_ext.passes.dim_alignment.precision import DEFAULT_MAX_OVERHEAD_PCT, multiple_for
+from polygraphy_ext.passes.dim_alignment.candidates import ActivationGemm, WeightedOp, classify
+from polygraphy_ext.passes.dim_alignment.concrete_dims import make_dims_concrete
+from polygraphy_ext.passes.dim_alignment.cost import Cost, CostModel, overhead_pct
+from polygraphy_ext.passes.dim_alignment.propagation import Region, RegionBuilder, producer_pad_value
+from polygraphy_ext.passes.dim_alignment.report import AlignedDim, AlignReport, LeftAlone, TensorChange
+from polygraphy_ext.passes.dim_alignment.rewrite import GraphEditor
+from polygraphy_ext.passes.dim_alignment.symbolic import ShapeTable
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple

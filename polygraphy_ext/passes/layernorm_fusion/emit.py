@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from polygraphy_ext.passes.fuse_layernorm.patterns import NormMatch
+from polygraphy_ext.passes.layernorm_fusion.patterns import NormMatch
 
 LAYERNORM_OPSET = 17
 RMSNORM_OPSET = 23

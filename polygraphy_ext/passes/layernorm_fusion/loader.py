@@ -1,7 +1,7 @@
 """``FuseLayerNorm``: the pass as a Polygraphy loader, so it composes with OnnxFromPath, InferShapes, EngineFromNetwork...
 
     from polygraphy.backend.onnx import OnnxFromPath, InferShapes
-    from polygraphy_ext.passes.fuse_layernorm.loader import FuseLayerNorm
+    from polygraphy_ext.passes.layernorm_fusion.loader import FuseLayerNorm
     fused = FuseLayerNorm(InferShapes(OnnxFromPath("model.onnx")), target="plugin", skip=True)
     model = fused()          # onnx.ModelProto; fused.report is the FusionReport
 """
@@ -12,7 +12,7 @@ from polygraphy import mod, util
 from polygraphy.backend.base import BaseLoader
 from polygraphy.logger import G_LOGGER
 
-from polygraphy_ext.passes.fuse_layernorm.fuse import FusionError, fuse_layernorm
+from polygraphy_ext.passes.layernorm_fusion.fuse import FusionError, fuse_layernorm
 
 gs = mod.lazy_import("onnx_graphsurgeon")
 onnx = mod.lazy_import("onnx")

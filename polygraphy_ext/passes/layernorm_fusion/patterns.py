@@ -15,14 +15,14 @@ from typing import Dict, List, Optional
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from polygraphy_ext.passes.fuse_layernorm.matching import (
+from polygraphy_ext.passes.layernorm_fusion.matching import (
     GraphView,
     NotACandidate,
     Reject,
     check_interior,
     trailing_axes_count,
 )
-from polygraphy_ext.passes.fuse_layernorm.stages import (
+from polygraphy_ext.passes.layernorm_fusion.stages import (
     PatternBuilder,
     affine_tail,
     centered_numerator,

@@ -12,9 +12,9 @@ from typing import List, Optional, Set, Tuple
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from polygraphy_ext.passes.align_dims.propagation import BINARY, UNARY, constant_of
-from polygraphy_ext.passes.align_dims.report import AlignReport, ConcreteDim, LeftAlone
-from polygraphy_ext.passes.align_dims.symbolic import DimExpr, ShapeEvaluator, ShapeTable, product
+from polygraphy_ext.passes.dim_alignment.propagation import BINARY, UNARY, constant_of
+from polygraphy_ext.passes.dim_alignment.report import AlignReport, ConcreteDim, LeftAlone
+from polygraphy_ext.passes.dim_alignment.symbolic import DimExpr, ShapeEvaluator, ShapeTable, product
 
 _SHAPE_PRESERVING = set(UNARY) | {
     "Cast",

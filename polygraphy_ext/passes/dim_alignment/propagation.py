@@ -18,8 +18,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from polygraphy_ext.passes.align_dims.candidates import WeightedOp, classify
-from polygraphy_ext.passes.align_dims.symbolic import ShapeTable
+from polygraphy_ext.passes.dim_alignment.candidates import WeightedOp, classify
+from polygraphy_ext.passes.dim_alignment.symbolic import ShapeTable
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
