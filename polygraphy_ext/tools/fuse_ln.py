@@ -1,4 +1,4 @@
-"""``polygraphy surgeon fuse-ln``: thin CLI adapter over ``polygraphy_ext.passes.fuse_layernorm``."""
+"""``polygraphy surgeon fuse-ln``: thin CLI adapter over ``polygraphy_ext.passes.layernorm_fusion``."""
 
 import json
 import os
@@ -12,10 +12,10 @@ from polygraphy.tools.args import util as args_util
 from polygraphy.tools.args.base import BaseArgs
 from polygraphy.tools.surgeon.subtool.base import BaseSurgeonSubtool
 
+from polygraphy_ext.shape_inference import infer_shapes, scratch_working_directory
 from polygraphy_ext.tools.common import user_error, write_atomically, write_text_atomically
 
 onnx = mod.lazy_import("onnx")
-onnx_backend = mod.lazy_import("polygraphy.backend.onnx")
 
 DEFAULT_CHECK_ATOL = 1e-4
 DEFAULT_CHECK_RTOL = 1e-3
@@ -106,7 +106,7 @@ class FuseLn(BaseSurgeonSubtool):
         ]
 
     def run_impl_surgeon(self, args):
-        from polygraphy_ext.passes.fuse_layernorm.loader import FuseLayerNorm
+        from polygraphy_ext.passes.layernorm_fusion.loader import FuseLayerNorm
 
         opts = self.arg_groups[FuseLnArgs]
         in_path = self.arg_groups[ModelArgs].path
@@ -132,7 +132,9 @@ class FuseLn(BaseSurgeonSubtool):
             self._check(original, fused, data_dir, opts, external_files)
 
         def write_model(tmp_path):
-            self.arg_groups[OnnxSaveArgs].save_onnx(fused, str(tmp_path))
+            # Saving re-runs shape inference (OnnxSaveArgs), which must not litter the user's directory.
+            with scratch_working_directory():
+                self.arg_groups[OnnxSaveArgs].save_onnx(fused, str(tmp_path))
             _carry_external_data(external_files, data_dir, tmp_path.parent)
 
         write_atomically(out_path, write_model)
@@ -162,7 +164,7 @@ class FuseLn(BaseSurgeonSubtool):
         model = original
         shape_args = self.arg_groups[OnnxInferShapesArgs]
         if shape_args.do_shape_inference:
-            model = onnx_backend.InferShapes(original, error_ok=True, allow_onnxruntime=shape_args.allow_onnxruntime)()
+            model = infer_shapes(original, allow_onnxruntime=shape_args.allow_onnxruntime)
         return original, model, data_dir
 
     @staticmethod

@@ -13,10 +13,10 @@ from polygraphy.backend.base import BaseLoader
 from polygraphy.logger import G_LOGGER
 
 from polygraphy_ext.passes.layernorm_fusion.fuse import FusionError, fuse_layernorm
+from polygraphy_ext.shape_inference import infer_shapes
 
 gs = mod.lazy_import("onnx_graphsurgeon")
 onnx = mod.lazy_import("onnx")
-onnx_backend = mod.lazy_import("polygraphy.backend.onnx")
 
 
 @mod.export(funcify=True)
@@ -65,7 +65,7 @@ class FuseLayerNorm(BaseLoader):
         if isinstance(model, (bytes, bytearray)):
             model = onnx.load_model_from_string(bytes(model))
         if self.infer_shapes:
-            model = onnx_backend.InferShapes(model)()
+            model = infer_shapes(model)
         # Importing builds millions of small objects on large graphs; generational GC passes over them
         # cost more than the import itself (2x on 200k nodes). Nothing cyclic is freed meanwhile.
         gc_was_enabled = gc.isenabled()
