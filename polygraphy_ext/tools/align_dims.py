@@ -1,4 +1,4 @@
-"""``polygraphy surgeon align-dims``: the CLI adapter over :mod:`polygraphy_ext.passes.align_dims`."""
+"""``polygraphy surgeon align-dims``: the CLI adapter over :mod:`polygraphy_ext.passes.dim_alignment`."""
 
 import json
 import os
@@ -7,7 +7,7 @@ from polygraphy.logger import G_LOGGER
 from polygraphy.tools.args import ModelArgs, OnnxInferShapesArgs, OnnxLoadArgs, OnnxSaveArgs
 from polygraphy.tools.surgeon.subtool.base import BaseSurgeonSubtool
 
-from polygraphy_ext.passes.align_dims.precision import DEFAULT_MAX_OVERHEAD_PCT, PRECISION_MULTIPLES, multiple_for
+from polygraphy_ext.passes.dim_alignment.precision import DEFAULT_MAX_OVERHEAD_PCT, PRECISION_MULTIPLES, multiple_for
 from polygraphy_ext.tools.common import save_onnx_atomically, user_error, write_text_atomically
 
 
@@ -94,7 +94,7 @@ class AlignDims(BaseSurgeonSubtool):
         except Exception as err:
             user_error(f"Could not load ONNX model {model_path}: {_one_line(err)}")
 
-        from polygraphy_ext.passes.align_dims.loader import AlignDims as AlignDimsLoader  # heavy: only when run
+        from polygraphy_ext.passes.dim_alignment.loader import AlignDims as AlignDimsLoader  # heavy: only when run
 
         loader = AlignDimsLoader(model, multiple=multiple, max_overhead=args.max_overhead)
         aligned = loader()

@@ -10,7 +10,7 @@ from polygraphy.tools.args import util as args_util
 from polygraphy.tools.args.base import BaseArgs
 from polygraphy.tools.script import make_invocable
 
-LOADER_MODULE = "polygraphy_ext.passes.fuse_layernorm.loader"
+LOADER_MODULE = "polygraphy_ext.passes.layernorm_fusion.loader"
 
 
 class FuseLnRunArgs(BaseArgs):
