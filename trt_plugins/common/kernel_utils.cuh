@@ -60,8 +60,7 @@ struct Pack
     T v[N];
 };
 
-// One Pack chunk moved as a single access of its width. Streamed tensors (read or written once) use the
-// evict-first cache hint so that they do not push the next rows, prefetched into L2, out of it.
+// One Pack chunk moved as a single access of its width.
 template <int Bytes>
 struct RawChunk;
 template <>
@@ -85,24 +84,67 @@ struct RawChunk<2>
     using type = unsigned short;
 };
 
-template <typename T, int N, bool Streamed = false>
-__device__ __forceinline__ void loadFloats(T const* __restrict__ src, float (&dst)[N])
+// The raw bits of N consecutive elements, not yet converted. Kernels load every vector a thread needs first and
+// convert afterwards: a load whose result is used right away (or inside a branch around it) makes the thread
+// wait out a whole memory round trip before it can issue the next one.
+template <typename T, int N>
+struct Bits
 {
     using P = Pack<T, N>;
     using Raw = typename RawChunk<P::kChunkBytes>::type;
-    Raw const* raw = reinterpret_cast<Raw const*>(src);
+    Raw chunk[P::kChunks];
+};
+
+// Streamed tensors (read or written once) use the evict-first cache hint so that they do not push the next
+// rows, prefetched into L2, out of it.
+template <typename T, int N, bool Streamed = false>
+__device__ __forceinline__ Bits<T, N> loadBits(T const* __restrict__ src)
+{
+    using B = Bits<T, N>;
+    typename B::Raw const* raw = reinterpret_cast<typename B::Raw const*>(src);
+    B bits;
+#pragma unroll
+    for (int c = 0; c < B::P::kChunks; ++c)
+    {
+        bits.chunk[c] = Streamed ? __ldcs(raw + c) : __ldg(raw + c);
+    }
+    return bits;
+}
+
+template <typename T, int N>
+__device__ __forceinline__ void unpack(Bits<T, N> const& bits, float (&dst)[N])
+{
+    using P = Pack<T, N>;
 #pragma unroll
     for (int c = 0; c < P::kChunks; ++c)
     {
-        Raw const bits = Streamed ? __ldcs(raw + c) : __ldg(raw + c);
         typename P::Chunk chunk;
-        memcpy(&chunk, &bits, sizeof(chunk));
+        memcpy(&chunk, &bits.chunk[c], sizeof(chunk));
 #pragma unroll
         for (int i = 0; i < P::kPerChunk; ++i)
         {
             dst[c * P::kPerChunk + i] = toFloat(chunk.v[i]);
         }
     }
+}
+
+// dst += the values held in bits.
+template <typename T, int N>
+__device__ __forceinline__ void addUnpacked(Bits<T, N> const& bits, float (&dst)[N])
+{
+    float v[N];
+    unpack(bits, v);
+#pragma unroll
+    for (int i = 0; i < N; ++i)
+    {
+        dst[i] += v[i];
+    }
+}
+
+template <typename T, int N, bool Streamed = false>
+__device__ __forceinline__ void loadFloats(T const* __restrict__ src, float (&dst)[N])
+{
+    unpack(loadBits<T, N, Streamed>(src), dst);
 }
 
 // dst += the N values at src.

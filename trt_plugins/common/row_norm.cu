@@ -6,9 +6,14 @@ namespace pgx
 namespace
 {
 // Each thread keeps at most this many fp32 values of its row in registers (the row stays on chip between
-// the mean, variance and output passes); larger rows go to the re-reading kernel.
+// the mean, variance and output passes); larger rows go to the re-reading kernel. With every load of a row in
+// flight at once the kernel needs ~125 registers for 32 values held as 16-byte vectors, or 12 scalars (each
+// needs its own address); a lower register cap spills (ptxas -res-usage, sm_90; fp32 keeps an 8-byte spill
+// slot even at 128). Measured on an H200, 32
+// values at 128 registers (25% occupancy) beat 16 values at 64 registers (50%): half the per-row reduction
+// work per value (docs/benchmarks.md).
 constexpr int kRegisterFloats = 32;
-constexpr int kScalarItems = 16;
+constexpr int kScalarItems = 12;
 constexpr int kMaxBlock = 512;
 constexpr int kGroupBlock = 128;
 
@@ -34,13 +39,19 @@ __device__ __forceinline__ void loadSum(RowNormArgs const& a, int64_t rowOffset,
     }
 }
 
-// y = (s - mean) * rstd * gamma (+ beta) for VEC columns.
+// y = (s - mean) * rstd * gamma (+ beta) for VEC columns; gamma and beta are both requested before either is used.
 template <typename T, typename P, int VEC>
 __device__ __forceinline__ void storeNormalized(
     RowNormArgs const& a, int64_t rowOffset, int64_t col, float const (&v)[VEC], float mean, float rstd)
 {
+    Bits<P, VEC> const gammaBits = loadBits<P, VEC>(static_cast<P const*>(a.gamma) + col);
+    Bits<P, VEC> betaBits;
+    if (a.beta)
+    {
+        betaBits = loadBits<P, VEC>(static_cast<P const*>(a.beta) + col);
+    }
     float g[VEC];
-    loadFloats<P, VEC>(static_cast<P const*>(a.gamma) + col, g);
+    unpack(gammaBits, g);
     float out[VEC];
 #pragma unroll
     for (int j = 0; j < VEC; ++j)
@@ -49,7 +60,7 @@ __device__ __forceinline__ void storeNormalized(
     }
     if (a.beta)
     {
-        addFloats<P, VEC>(static_cast<P const*>(a.beta) + col, out);
+        addUnpacked(betaBits, out);
     }
     storeFloats<T, VEC>(static_cast<T*>(a.y) + rowOffset + col, out);
 }
@@ -132,6 +143,120 @@ __device__ __forceinline__ Moments rowMerge(Moments warpMoments, Moments* exchan
     return m;
 }
 
+// The thread's share of one row held on chip: its vectors are lane, lane + lanesPerRow, ... of the row, the
+// first `items` of ITEMS of them exist (the same for every row).
+struct RowShare
+{
+    int lane;
+    int lanesPerRow;
+    int vectors; // vectors in a row
+    int items;
+
+    // Column of the thread's i-th vector, clamped into the row: loads always read a real address, so they need
+    // no branch around them; what a clamped load returns is never used.
+    __device__ __forceinline__ int loadColumn(int i, int vec) const
+    {
+        int const c = i * lanesPerRow + lane;
+        return (c < vectors ? c : vectors - 1) * vec;
+    }
+    __device__ __forceinline__ int column(int i, int vec) const
+    {
+        return (i * lanesPerRow + lane) * vec;
+    }
+};
+
+// s = x (+ skip) (+ bias) for the thread's share of the row at `rowOffset`. Every load is issued before any
+// value is converted, so all of them are in flight together (one memory round trip per row, not per vector).
+template <typename T, typename P, int VEC, int ITEMS>
+__device__ __forceinline__ void loadRowShare(
+    RowNormArgs const& a, RowShare const& share, int64_t rowOffset, float (&v)[ITEMS][VEC])
+{
+    T const* const x = static_cast<T const*>(a.x) + rowOffset;
+    Bits<T, VEC> xBits[ITEMS];
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i)
+    {
+        xBits[i] = loadBits<T, VEC, true>(x + share.loadColumn(i, VEC));
+    }
+    if (a.skip)
+    {
+        T const* const skip = static_cast<T const*>(a.skip) + rowOffset;
+        Bits<T, VEC> skipBits[ITEMS];
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            skipBits[i] = loadBits<T, VEC, true>(skip + share.loadColumn(i, VEC));
+        }
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            unpack(xBits[i], v[i]);
+            addUnpacked(skipBits[i], v[i]);
+        }
+    }
+    else
+    {
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            unpack(xBits[i], v[i]);
+        }
+    }
+    if (a.bias)
+    {
+        P const* const bias = static_cast<P const*>(a.bias);
+        Bits<P, VEC> biasBits[ITEMS];
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            biasBits[i] = loadBits<P, VEC>(bias + share.loadColumn(i, VEC));
+        }
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            addUnpacked(biasBits[i], v[i]);
+        }
+    }
+}
+
+// y = (s - mean) * rstd * gamma (+ beta) for the first `held` values of the thread's share. gamma and beta of a
+// vector are both requested before either is used.
+template <typename T, typename P, int VEC, int ITEMS, bool kBeta>
+__device__ __forceinline__ void storeNormalizedShare(RowNormArgs const& a, RowShare const& share, int64_t rowOffset,
+    int held, float const (&v)[ITEMS][VEC], float mean, float rstd)
+{
+    P const* const gamma = static_cast<P const*>(a.gamma);
+    P const* const beta = static_cast<P const*>(a.beta);
+    T* const y = static_cast<T*>(a.y) + rowOffset;
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i)
+    {
+        int const c = share.loadColumn(i, VEC);
+        Bits<P, VEC> const gammaBits = loadBits<P, VEC>(gamma + c);
+        Bits<P, VEC> betaBits;
+        if (kBeta)
+        {
+            betaBits = loadBits<P, VEC>(beta + c);
+        }
+        float g[VEC];
+        unpack(gammaBits, g);
+        float out[VEC];
+#pragma unroll
+        for (int j = 0; j < VEC; ++j)
+        {
+            out[j] = (v[i][j] - mean) * rstd * g[j];
+        }
+        if (kBeta)
+        {
+            addUnpacked(betaBits, out);
+        }
+        if (i * VEC < held)
+        {
+            storeFloats<T, VEC>(y + share.column(i, VEC), out);
+        }
+    }
+}
+
 // Rows held in registers. `lanesPerRow` is a power of two <= 32 (several rows per block, reduced with
 // shuffles) or equal to blockDim.x (one row per block). The loop bounds are uniform across the block so
 // that every lane reaches every shuffle and barrier. Each thread keeps its share of the row (at most
@@ -143,55 +268,43 @@ __device__ __forceinline__ Moments rowMerge(Moments warpMoments, Moments* exchan
 // between two halves from one row to the next, so a warp that runs ahead into the next row never overwrites
 // what a slower warp is still reading.
 template <typename T, typename P, int VEC, int ITEMS>
-__global__ void __launch_bounds__(kMaxBlock, 2) rowNormOnChip(KernelArgs const k, int const lanesPerRow)
+__global__ void __launch_bounds__(kMaxBlock, 1) rowNormOnChip(KernelArgs const k, int const lanesPerRow)
 {
     __shared__ Moments exchange[2][kMaxBlock / 32];
-    RowNormArgs const& a = k.a;
-    int const rowsPerBlock = blockDim.x / lanesPerRow;
-    int const lane = threadIdx.x % lanesPerRow;
-    int const warpLanes = lanesPerRow < 32 ? lanesPerRow : 32;
-    bool const blockRow = lanesPerRow > 32;
-    // Rows on chip have at most kMaxBlock * kRegisterFloats columns: 32-bit column indices suffice.
-    int const vectors = static_cast<int>(a.cols / VEC);
-    int64_t const rowStride = static_cast<int64_t>(gridDim.x) * rowsPerBlock;
     // Elements each warp holds of a block-wide row (the same for every row), kept in shared memory rather than
     // in a register that would live across the whole loop.
     __shared__ float warpCounts[kMaxBlock / 32];
-    if (blockRow && (threadIdx.x & 31) == 0)
+    RowNormArgs const& a = k.a;
+    int const rowsPerBlock = blockDim.x / lanesPerRow;
+    int const warpLanes = lanesPerRow < 32 ? lanesPerRow : 32;
+    bool const blockRow = lanesPerRow > 32;
+    RowShare share;
+    share.lane = threadIdx.x % lanesPerRow;
+    share.lanesPerRow = lanesPerRow;
+    // Rows on chip have at most kMaxBlock * kRegisterFloats columns: 32-bit column indices suffice.
+    share.vectors = static_cast<int>(a.cols / VEC);
+    share.items = share.lane < share.vectors ? (share.vectors - 1 - share.lane) / lanesPerRow + 1 : 0;
+    share.items = share.items < ITEMS ? share.items : ITEMS;
+    if (blockRow)
     {
-        int held = 0;
-        for (int i = 0; i < ITEMS; ++i)
+        float const held = groupSumInWarp(static_cast<float>(share.items * VEC), 32);
+        if ((threadIdx.x & 31) == 0)
         {
-            int const lo = i * lanesPerRow + static_cast<int>(threadIdx.x);
-            int const hi = lo + 32 < vectors ? lo + 32 : vectors;
-            held += hi > lo ? hi - lo : 0;
+            warpCounts[threadIdx.x >> 5] = held;
         }
-        warpCounts[threadIdx.x >> 5] = static_cast<float>(held * VEC);
+        __syncwarp();
     }
-    __syncwarp();
+    int64_t const rowStride = static_cast<int64_t>(gridDim.x) * rowsPerBlock;
     int parity = 0;
     for (int64_t base = static_cast<int64_t>(blockIdx.x) * rowsPerBlock; base < a.rows; base += rowStride)
     {
         int64_t const row = base + threadIdx.x / lanesPerRow;
         bool const valid = row < a.rows;
-        int64_t const rowOffset = row * a.cols;
+        int const held = valid ? share.items * VEC : 0;
+        // A thread past the last row reads the last row again (in bounds) and stores nothing.
+        int64_t const rowOffset = (valid ? row : a.rows - 1) * a.cols;
         float v[ITEMS][VEC];
-        v[0][0] = 0.f;
-        int held = 0;
-#pragma unroll
-        for (int i = 0; i < ITEMS; ++i)
-        {
-            int const c = i * lanesPerRow + lane;
-            if (valid && c < vectors)
-            {
-                loadSum<T, P, VEC>(a, rowOffset, c * VEC, v[i]);
-                if (a.sum)
-                {
-                    storeFloats<T, VEC>(static_cast<T*>(a.sum) + rowOffset + c * VEC, v[i]);
-                }
-                held += VEC;
-            }
-        }
+        loadRowShare<T, P, VEC, ITEMS>(a, share, rowOffset, v);
         // Ask L2 for this thread's share of its next row, so DRAM keeps streaming while this row is reduced and
         // stored. Only for a single input stream: with skip (four streams) enough bytes are in flight already,
         // and the extra L2 footprint cost more than it gained.
@@ -201,10 +314,18 @@ __global__ void __launch_bounds__(kMaxBlock, 2) rowNormOnChip(KernelArgs const k
 #pragma unroll
             for (int i = 0; i < ITEMS; ++i)
             {
-                int const c = i * lanesPerRow + lane;
-                if (c < vectors)
+                prefetchL2(next + share.loadColumn(i, VEC));
+            }
+        }
+        if (a.sum)
+        {
+            T* const sum = static_cast<T*>(a.sum) + rowOffset;
+#pragma unroll
+            for (int i = 0; i < ITEMS; ++i)
+            {
+                if (i * VEC < held)
                 {
-                    prefetchL2(next + c * VEC);
+                    storeFloats<T, VEC>(sum + share.column(i, VEC), v[i]);
                 }
             }
         }
@@ -247,13 +368,13 @@ __global__ void __launch_bounds__(kMaxBlock, 2) rowNormOnChip(KernelArgs const k
         }
         parity ^= 1;
         float const rstd = rsqrtf(variance + a.epsilon);
-#pragma unroll
-        for (int i = 0; i < ITEMS; ++i)
+        if (a.beta)
         {
-            if (i * VEC < held)
-            {
-                storeNormalized<T, P, VEC>(a, rowOffset, (i * lanesPerRow + lane) * VEC, v[i], mean, rstd);
-            }
+            storeNormalizedShare<T, P, VEC, ITEMS, true>(a, share, rowOffset, held, v, mean, rstd);
+        }
+        else
+        {
+            storeNormalizedShare<T, P, VEC, ITEMS, false>(a, share, rowOffset, held, v, mean, rstd);
         }
     }
 }

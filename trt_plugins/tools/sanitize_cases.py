@@ -17,10 +17,13 @@ from plugin_harness import PluginHarness  # noqa: E402
 
 def cases():
     for plugin in PLUGINS:
-        yield Case(plugin, 5, 255, torch.float16)  # scalar path, lanes < 32
+        yield Case(plugin, 5, 100, torch.float16)  # scalar path, several rows per warp
+        yield Case(plugin, 5, 255, torch.float16)  # scalar path, a block per row
+        yield Case(plugin, 37, 256, torch.float16)  # vectorized, several rows per warp, a partial last block
         yield Case(plugin, 9, 1024, torch.float16, offsets={"input": 1})  # misaligned: scalar fallback
         yield Case(plugin, 6, 4096, torch.bfloat16, param_dtype=torch.float32)  # block per row, vectorized
         yield Case(plugin, 3, 65536, torch.float32)  # streaming path
+        yield Case(plugin, 3, 6145, torch.float16)  # scalar streaming path
         yield Case(plugin, 0, 768, torch.float32)  # empty
 
 
