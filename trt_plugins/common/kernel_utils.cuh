@@ -239,6 +239,20 @@ cudaError_t dispatchTypes(Dtype io, Dtype param, Launch&& launch)
     return cudaErrorInvalidValue;
 }
 
+// Host side: warps of `kernel` in blocks of `threads` that one multiprocessor of the current device keeps resident
+// (0 if the runtime cannot tell).
+template <typename Kernel>
+int residentWarps(Kernel kernel, int threads)
+{
+    int perSm = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads, 0) != cudaSuccess)
+    {
+        cudaGetLastError();
+        return 0;
+    }
+    return perSm * threads / 32;
+}
+
 // Host side: a grid of at most as many blocks as the current device keeps resident at once for `kernel`
 // (its register and shared-memory use included), so that a grid-stride loop runs in one wave with no tail
 // of late blocks.

@@ -427,6 +427,12 @@ __global__ void __launch_bounds__(kMaxBlock) rowNormStreaming(KernelArgs const k
     }
 }
 
+// Threads of a block-wide row whose threads hold `items` vectors each (whole warps).
+inline int blockRowThreads(int64_t vectors, int items)
+{
+    return static_cast<int>(((vectors + items - 1) / items + 31) / 32 * 32);
+}
+
 template <typename T, typename P, int VEC>
 cudaError_t launchWidth(KernelArgs const& k, cudaStream_t stream)
 {
@@ -447,8 +453,25 @@ cudaError_t launchWidth(KernelArgs const& k, cudaStream_t stream)
     }
     else if (lanesNeeded <= kMaxBlock)
     {
-        int const threads = static_cast<int>((lanesNeeded + 31) / 32 * 32);
+        int const threads = blockRowThreads(vectors, kItems);
         auto const kernel = rowNormOnChip<T, P, VEC, kItems>;
+        if constexpr (VEC > 1)
+        {
+            // One row per block, and at 128 registers an SM holds only 512 threads: with 3/4 of the vectors per
+            // thread the blocks may pack it better (fp16 H=12288: 384 threads, one block, 12 warps per SM; with
+            // 3 vectors 512 threads, 16 warps). Worth it only when the warps grow at least as much as the per-row
+            // reduction work per value does (4/3).
+            constexpr int kFewerItems = kItems * 3 / 4;
+            int const fewerThreads = blockRowThreads(vectors, kFewerItems);
+            auto const fewerKernel = rowNormOnChip<T, P, VEC, kFewerItems>;
+            if (fewerThreads <= kMaxBlock
+                && 3 * residentWarps(fewerKernel, fewerThreads) >= 4 * residentWarps(kernel, threads))
+            {
+                fewerKernel<<<residentGrid(fewerKernel, fewerThreads, k.a.rows), fewerThreads, 0, stream>>>(
+                    k, fewerThreads);
+                return cudaGetLastError();
+            }
+        }
         kernel<<<residentGrid(kernel, threads, k.a.rows), threads, 0, stream>>>(k, threads);
     }
     else
