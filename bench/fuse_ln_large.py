@@ -5,16 +5,19 @@
 1. Generates (in a temporary directory under /tmp, deleted afterwards) a model with > 2 GB of external-data
    weights: ``--layernorms`` blocks of MatMul(x, W_i) followed by a decomposed LayerNorm whose eps, gamma and
    beta also live in the external file. Runs ``polygraphy surgeon fuse-ln`` and ``polygraphy surgeon sanitize``
-   on it as subprocesses, alternating, ``--repeats`` times each; reports the median wall time and the peak
-   RSS of each child (os.wait4), and their ratios measured side by side in this one run.
+   on it as subprocesses, alternating, ``--repeats`` times each (after an ``os.sync()``, so no run pays for
+   the previous one's disk writeback); reports the median wall time and the peak RSS of each child
+   (os.wait4), and their ratios measured side by side in this one run.
 2. Builds graphs of 50k / 100k / 200k nodes made of small LayerNorm chains and times import, the pass and
    export in-process, to show that matching is linear in graph size.
 """
 
 import argparse
+import datetime
 import gc
 import json
 import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -82,17 +85,21 @@ def make_large_model(directory: Path, weights_gb: float, layernorms: int) -> Pat
 
 
 def run_child(args):
-    """(wall seconds, peak RSS MiB, return code) of one subprocess, measured on that child alone."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{stderr[-2000:]}")
-    return wall, usage.ru_maxrss / 1024.0
+    """(wall seconds, CPU seconds, peak RSS MiB) of one subprocess, measured on that child alone.
+
+    CPU time (user + system) is reported too: on a shared machine wall time also measures the neighbours.
+    """
+    # stderr goes to a file, not a pipe: nobody reads a pipe during wait4, and a full one would block the child.
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"{' '.join(args)} failed:\n{err.read().decode(errors='replace')[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
 
 
 def large_model_benchmark(weights_gb, layernorms, repeats):
@@ -112,14 +119,16 @@ def large_model_benchmark(weights_gb, layernorms, repeats):
         samples = {name: [] for name in commands}
         for i in range(repeats):
             for name, command in commands.items():  # alternate so both see the same machine state
-                wall, rss = run_child(command(i))
-                samples[name].append({"wall_s": wall, "peak_rss_mib": rss})
-                print(f"  {name:8s} run {i + 1}: {wall:7.2f} s, peak RSS {rss:8.1f} MiB")
+                # Flush what the previous run wrote (sanitize: 2.2 GB), so no run pays for another's writeback.
+                os.sync()
+                wall, cpu, rss = run_child(command(i))
+                samples[name].append({"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss})
+                print(f"  {name:8s} run {i + 1}: {wall:7.2f} s wall, {cpu:7.2f} s CPU, peak RSS {rss:8.1f} MiB")
             shutil.rmtree(tmp / f"s{i}", ignore_errors=True)  # keep disk use bounded: sanitize rewrites 2 GB
         fused = onnx.load(str(tmp / "f0" / "fused.onnx"), load_external_data=False)
         fused_count = sum(n.op_type == "LayerNormalization" for n in fused.graph.node)
         medians = {
-            name: {key: statistics.median(s[key] for s in runs) for key in ("wall_s", "peak_rss_mib")}
+            name: {key: statistics.median(s[key] for s in runs) for key in ("wall_s", "cpu_s", "peak_rss_mib")}
             for name, runs in samples.items()
         }
         return {
@@ -130,7 +139,7 @@ def large_model_benchmark(weights_gb, layernorms, repeats):
             "samples": samples,
             "median": medians,
             "ratio_sanitize_over_fuse_ln": {
-                key: medians["sanitize"][key] / medians["fuse-ln"][key] for key in ("wall_s", "peak_rss_mib")
+                key: medians["sanitize"][key] / medians["fuse-ln"][key] for key in ("wall_s", "cpu_s", "peak_rss_mib")
             },
         }
     finally:
@@ -201,6 +210,25 @@ def matching_speed(node_counts, repeats):
     return rows
 
 
+def machine_description():
+    """Where and when the figures were taken: docs must cite the machine and the date with them."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else None
+    return {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "memory_gib": round(memory, 1) if memory else None,
+        "python": sys.version.split()[0],
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights-gb", type=float, default=2.2, help="external data size (GiB), default 2.2")
@@ -211,12 +239,15 @@ def main():
     parser.add_argument("--json", default="bench/results/fuse_ln_large.json", help="where to write the results")
     args = parser.parse_args()
 
-    results = {"python": sys.version.split()[0], "cpu_count": os.cpu_count()}
+    results = machine_description()
+    results["command"] = " ".join(["python"] + sys.argv)
+    print(f"{results['date_utc']} on {results['cpu']} ({results['cpu_count']} CPUs, {results['memory_gib']} GiB)")
     if not args.skip_large:
         print("large model: fuse-ln vs sanitize (subprocesses, same model, same run)")
         results["large_model"] = large_model_benchmark(args.weights_gb, args.layernorms, args.repeats)
-    elif Path(args.json).exists():  # keep the large-model figures of an earlier run
-        results["large_model"] = json.loads(Path(args.json).read_text()).get("large_model")
+    elif Path(args.json).exists() and json.loads(Path(args.json).read_text()).get("large_model"):
+        # Keep the large-model figures of an earlier run.
+        results["large_model"] = json.loads(Path(args.json).read_text())["large_model"]
         med = results["large_model"]["median"]
         ratio = results["large_model"]["ratio_sanitize_over_fuse_ln"]
         print(

@@ -125,15 +125,22 @@ class FuseLn(BaseSurgeonSubtool):
         fused = fuser()
         report = fuser.report
 
-        external_files = _external_files(fused) if data_dir is not None else []
+        external_files = _external_files(fused)
+        if data_dir is None and external_files:
+            G_LOGGER.warning(
+                f"--ignore-external-data: the output still refers to {', '.join(external_files)}, which is not "
+                "copied next to it"
+            )
+            external_files = []
         _refuse_data_clobber(external_files, data_dir, os.path.dirname(os.path.abspath(out_path)))
 
         if opts.check:
             self._check(original, fused, data_dir, opts, external_files)
 
         def write_model(tmp_path):
-            # Saving re-runs shape inference (OnnxSaveArgs), which must not litter the user's directory.
-            with scratch_working_directory():
+            # Saving re-runs shape inference (OnnxSaveArgs), which must not litter the user's directory; Polygraphy
+            # would also log the temporary path it saves to ("Saved model to" below names the real one).
+            with scratch_working_directory(), G_LOGGER.verbosity(G_LOGGER.WARNING):
                 self.arg_groups[OnnxSaveArgs].save_onnx(fused, str(tmp_path))
             _carry_external_data(external_files, data_dir, tmp_path.parent)
 
@@ -179,6 +186,10 @@ class FuseLn(BaseSurgeonSubtool):
             user_error(f"refusing to overwrite the input model {in_path}; choose another -o path")
         if opts.report and os.path.abspath(opts.report) in (os.path.abspath(in_path), os.path.abspath(out_path)):
             user_error("--report must not point at the input or output model")
+        # Checked before any work: the model is written before the report, and neither may fail half way.
+        _check_output_path(out_path, "-o/--output")
+        if opts.report:
+            _check_output_path(opts.report, "--report")
 
     @staticmethod
     def _check(original, fused, data_dir, opts, external_files):
@@ -198,6 +209,19 @@ class FuseLn(BaseSurgeonSubtool):
         G_LOGGER.info(f"--check: {result.summary()}")
         if not result.ok:
             user_error(f"--check failed, nothing written: {result.summary()}")
+
+
+def _check_output_path(path, what):
+    path = Path(path).absolute()
+    if path.is_dir():
+        user_error(f"{what} {path} is a directory; give a file path")
+    existing = path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        user_error(f"{what} {path} cannot be created: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        user_error(f"{what} {path} cannot be created: {existing} is not writable")
 
 
 def _external_files(model):
@@ -236,7 +260,7 @@ def _carry_external_data(files, src_dir, tmp_dir):
     so a link would make both the user's model and ours unloadable. shutil.copyfile copies in the kernel
     (copy_file_range/sendfile), so memory stays flat however big the file is.
     """
-    if Path(src_dir).resolve() == Path(tmp_dir).parent.resolve():
+    if not files or Path(src_dir).resolve() == Path(tmp_dir).parent.resolve():
         return  # the output goes next to the input's data: its references already resolve
     for name in files:
         dst = Path(tmp_dir) / name

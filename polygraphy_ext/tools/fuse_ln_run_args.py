@@ -5,7 +5,8 @@ the fused TensorRT engine against the unfused reference. In ``--gen-script`` out
 ``FuseLayerNorm`` loader inside TensorRT's ``NetworkFromOnnxBytes`` chain.
 """
 
-from polygraphy.tools.args import OnnxLoadArgs, TrtLoadNetworkArgs
+from polygraphy.logger import G_LOGGER
+from polygraphy.tools.args import OnnxLoadArgs, RunnerSelectArgs, TrtLoadNetworkArgs
 from polygraphy.tools.args import util as args_util
 from polygraphy.tools.args.base import BaseArgs
 from polygraphy.tools.script import make_invocable
@@ -53,6 +54,14 @@ class FuseLnRunArgs(BaseArgs):
         self.target = args_util.get(args, "fuse_ln_target")
         self.rms = args_util.get(args, "fuse_ln_rms")
         self.skip = args_util.get(args, "fuse_ln_skip")
+        # Caught here, not when the generated script runs, so that a typo does not cost an engine build.
+        if not self.enabled and (self.target is not None or self.rms or self.skip):
+            G_LOGGER.critical("--fuse-ln-target, --fuse-ln-rms and --fuse-ln-skip need --fuse-ln")
+        if self.skip and self.target != "plugin":
+            G_LOGGER.critical("--fuse-ln-skip needs --fuse-ln-target plugin: ONNX has no SkipLayerNormalization operator")
+        runners = self.arg_groups[RunnerSelectArgs].runners if RunnerSelectArgs in self.arg_groups else None
+        if self.enabled and runners is not None and "trt" not in runners.keys():
+            G_LOGGER.warning("--fuse-ln only changes the model TensorRT parses, and no --trt runner was selected")
         if self.enabled and TrtLoadNetworkArgs in self.arg_groups and OnnxLoadArgs in self.arg_groups:
             self._route_through_fusion(self.arg_groups[TrtLoadNetworkArgs], self.arg_groups[OnnxLoadArgs])
 

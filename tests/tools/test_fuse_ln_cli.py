@@ -60,6 +60,23 @@ def test_report_lists_rejections_with_reasons(run_polygraphy, tmp_path):
     assert {c["reason"] for c in data["candidates"]} == {"RMSNorm fusion is off (pass --rms)"}
 
 
+def test_report_and_log_name_a_refused_chain_and_the_rest_still_fuses(run_polygraphy, tmp_path):
+    model = onnx.load(str(BERT14))
+    pow_node = next(n for n in model.graph.node if n.name == "/ln1/Pow")
+    model.graph.initializer.append(numpy_helper.from_array(np.array(3.0, np.float32), "cube"))
+    pow_node.input[1] = "cube"
+    src, out, report = tmp_path / "cube.onnx", tmp_path / "o.onnx", tmp_path / "r.json"
+    onnx.save(model, str(src))
+    proc = run_polygraphy("surgeon", "fuse-ln", src, "-o", out, "--report", report, "--check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(report.read_text())
+    assert (data["num_candidates"], data["num_fused"]) == (3, 2)
+    (refused,) = [c for c in data["candidates"] if not c["fused"]]
+    assert refused["reason"] == "Pow exponent is 3" and refused["anchor"] == "/ln1/ReduceMean_1"
+    assert "not fused (1): Pow exponent is 3" in proc.stdout + proc.stderr
+    assert _ops(out).count("LayerNormalization") == 2 and _ops(out).count("Pow") == 1
+
+
 def test_plugin_skip_target(run_polygraphy, tmp_path):
     out = tmp_path / "p.onnx"
     proc = run_polygraphy("surgeon", "fuse-ln", BERT11, "-o", out, "--target", "plugin", "--skip")
@@ -86,11 +103,19 @@ BAD_INPUTS = {
     "check-needs-native": (lambda tmp: [BERT14, "--target", "plugin", "--check"], "--check needs --target native"),
     "unsafe-opset-raise": (lambda tmp: [BERT11], "raising the model's opset 11 is unsafe"),
     "check-fails": (lambda tmp: [BERT14, "--check", "--check-atol", "0", "--check-rtol", "0"], "--check failed"),
+    "fp-to-fp16": (lambda tmp: [BERT14, "--fp-to-fp16"], "--fp-to-fp16 is not supported by fuse-ln"),
+    "report-is-a-directory": (lambda tmp: [BERT14, "--report", _mkdir(tmp / "reports")], "is a directory"),
+    "report-under-a-file": (lambda tmp: [BERT14, "--report", _write(tmp / "f", b"") / "r.json"], "is not a directory"),
 }
 
 
 def _write(path, data):
     path.write_bytes(data)
+    return path
+
+
+def _mkdir(path):
+    path.mkdir()
     return path
 
 
@@ -100,11 +125,19 @@ def test_bad_input_is_one_line_and_writes_nothing(case, run_polygraphy, tmp_path
     args = make_args(tmp_path)
     out = tmp_path / "out" / "fused.onnx"
     report = tmp_path / "report.json"
-    proc = run_polygraphy("surgeon", "fuse-ln", *args, "-o", out, "--report", report)
+    if "--report" not in args:
+        args += ["--report", report]
+    proc = run_polygraphy("surgeon", "fuse-ln", *args, "-o", out)
     assert proc.returncode != 0
     assert message in _fail_line(proc)
     assert not out.exists() and not report.exists()
     assert not any(p.name.startswith(".fused.onnx") for p in tmp_path.rglob("*"))  # no temp leftovers
+
+
+def test_output_that_is_a_directory_is_refused(run_polygraphy, tmp_path):
+    proc = run_polygraphy("surgeon", "fuse-ln", BERT14, "-o", tmp_path)
+    assert proc.returncode != 0 and "is a directory" in _fail_line(proc)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_refuses_to_overwrite_its_input(run_polygraphy, tmp_path):
@@ -176,6 +209,21 @@ def test_output_next_to_the_input_shares_its_external_data(run_polygraphy, tmp_p
     assert compare_models(str(src), str(out), atol=1e-4, rtol=1e-4).ok
 
 
+def test_ignore_external_data_reads_none_of_it(run_polygraphy, tmp_path):
+    # Run from the data's directory: a guess at the working directory would find weights.bin there.
+    src = _external_data_model(tmp_path / "src", 64 * 64)
+    report = tmp_path / "r.json"
+    proc = run_polygraphy(
+        "surgeon", "fuse-ln", src, "-o", tmp_path / "o.onnx", "--ignore-external-data", "--report", report,
+        cwd=tmp_path / "src",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (candidate,) = json.loads(report.read_text())["candidates"]
+    assert not candidate["fused"]
+    assert candidate["reason"] == "epsilon is in external data, which is not read without an external data directory"
+    assert "the output still refers to weights.bin" in proc.stdout + proc.stderr
+
+
 def test_external_data_name_clash_in_output_dir_is_refused(run_polygraphy, tmp_path):
     src = _external_data_model(tmp_path / "src", 64 * 64)
     (tmp_path / "dst").mkdir()
@@ -184,6 +232,26 @@ def test_external_data_name_clash_in_output_dir_is_refused(run_polygraphy, tmp_p
     proc = run_polygraphy("surgeon", "fuse-ln", src, "-o", out)
     assert proc.returncode != 0 and "is not the model's external data" in _fail_line(proc)
     assert not out.exists() and (tmp_path / "dst" / "weights.bin").read_bytes() == b"someone else's weights"
+
+
+RUN_MISUSE = {
+    "option-without-fuse-ln": (["--fuse-ln-rms"], "need --fuse-ln"),
+    "skip-without-plugin": (["--fuse-ln", "--fuse-ln-skip"], "--fuse-ln-skip needs --fuse-ln-target plugin"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RUN_MISUSE))
+def test_run_option_misuse_is_one_line_before_anything_runs(case, run_polygraphy, tmp_path):
+    args, message = RUN_MISUSE[case]
+    script = tmp_path / "gen.py"
+    proc = run_polygraphy("run", BERT14, "--onnxrt", "--trt", *args, "--gen-script", script)
+    assert proc.returncode != 0 and message in _fail_line(proc)
+    assert not script.exists() or not script.read_text()
+
+
+def test_run_warns_when_no_tensorrt_runner_would_see_the_fused_model(run_polygraphy, tmp_path):
+    proc = run_polygraphy("run", BERT14, "--onnxrt", "--fuse-ln", "--gen-script", tmp_path / "gen.py")
+    assert proc.returncode == 0 and "no --trt runner was selected" in proc.stdout + proc.stderr
 
 
 def _script_loaders(script_text):

@@ -4,12 +4,13 @@ Plugin node names, versions, namespace, domain and fields come only from ``polyg
 the definition the C++ plugin creators are generated from.
 """
 
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Set
 
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from polygraphy_ext.passes.layernorm_fusion.matching import normalized_dims
 from polygraphy_ext.passes.layernorm_fusion.patterns import NormMatch
 
 LAYERNORM_OPSET = 17
@@ -55,9 +56,9 @@ def _const(names: UniqueNames, base: str, value: np.ndarray, dtype: np.dtype) ->
 
 
 def _ones_like_block(match: NormMatch) -> np.ndarray:
-    dims = [d for d in match.x.shape[len(match.x.shape) - match.k :]] if match.x.shape is not None else None
-    if dims is None or not all(isinstance(d, (int, np.integer)) for d in dims):
-        raise ValueError("internal: a scale is needed but the normalized dims are unknown")
+    dims = normalized_dims(match.x, match.k)
+    if dims is None:
+        raise AssertionError("matching accepted a chain without scale whose normalized dims are unknown")
     return np.ones(dims, dtype=match.compute_dtype)
 
 

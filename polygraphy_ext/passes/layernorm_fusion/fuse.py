@@ -5,9 +5,8 @@ from typing import Dict, List, Optional, Tuple
 import onnx_graphsurgeon as gs
 
 from polygraphy_ext.passes.layernorm_fusion.emit import EMITTERS, UniqueNames, detach_all
-from polygraphy_ext.passes.layernorm_fusion.matching import GraphView, NotACandidate, Reject
+from polygraphy_ext.passes.layernorm_fusion.matching import GraphView, NotACandidate, Reject, is_onnx_node
 from polygraphy_ext.passes.layernorm_fusion.opset import (
-    DEFAULT_DOMAINS,
     default_opset,
     describe_blockers,
     raise_blockers,
@@ -82,7 +81,7 @@ def fuse_layernorm(
 
     accepted: List[Tuple[Candidate, NormMatch]] = []
     claimed: Dict[int, gs.Node] = {}
-    anchors = [n for n in graph.nodes if n.op == "ReduceMean" and (n.domain or "") in DEFAULT_DOMAINS]
+    anchors = [n for n in graph.nodes if n.op == "ReduceMean" and is_onnx_node(n)]
     for index, anchor in enumerate(anchors):
         match, rejection = _match_anchor(view, anchor)
         if match is None and rejection is None:

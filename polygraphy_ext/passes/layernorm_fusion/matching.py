@@ -18,6 +18,16 @@ MAX_CONSTANT_ELEMENTS = 1 << 20
 
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+# (min inputs, max inputs) of the ops the patterns index into; each has exactly one output. A node that does
+# not fit is malformed (onnx.checker rejects it) and must end the walk instead of crashing it.
+_ARITY = {
+    "Add": (2, 2), "Sub": (2, 2), "Mul": (2, 2), "Div": (2, 2), "Pow": (2, 2),
+    "Sqrt": (1, 1), "Reciprocal": (1, 1), "Neg": (1, 1), "Cast": (1, 1), "Identity": (1, 1),
+    "ReduceMean": (1, 2), "Constant": (0, 0),
+}
+
 
 class Reject(Exception):
     """The candidate is a normalization-like chain that must not be fused; ``reason`` says why."""
@@ -54,6 +64,17 @@ def is_empty(tensor) -> bool:
     return tensor is None or tensor.name == ""
 
 
+def is_onnx_node(node: gs.Node) -> bool:
+    """A well-formed node of the default ONNX domain: only these can be part of a match.
+
+    A custom-domain node may reuse an ONNX op name ("Sub", "Sqrt") with any meaning.
+    """
+    if (node.domain or "") not in DEFAULT_DOMAINS:
+        return False
+    arity = _ARITY.get(node.op)
+    return arity is None or (arity[0] <= len(node.inputs) <= arity[1] and len(node.outputs) == 1)
+
+
 class GraphView:
     """Read-only queries on a graph under matching. ``external_data_dir`` is where external tensors live."""
 
@@ -66,7 +87,9 @@ class GraphView:
     # ---- topology -------------------------------------------------------------------------------------
     @staticmethod
     def producer(tensor) -> Optional[gs.Node]:
-        return tensor.inputs[0] if tensor is not None and len(tensor.inputs) else None
+        """The ONNX node producing ``tensor``; None for graph inputs, constants and nodes a match cannot use."""
+        node = tensor.inputs[0] if tensor is not None and len(tensor.inputs) else None
+        return node if node is not None and is_onnx_node(node) else None
 
     @staticmethod
     def consumers(tensor) -> List[gs.Node]:
@@ -84,11 +107,13 @@ class GraphView:
             if not consumers:
                 raise Reject(f"{role} ({tensor.name}) has no consumer")
             raise Reject(f"{role} ({tensor.name}) has a consumer outside the pattern ({_describe(consumers[1])})")
+        if not is_onnx_node(consumers[0]):
+            raise Reject(f"{role} ({tensor.name}) feeds {_describe(consumers[0])}, not a well-formed ONNX op")
         return consumers[0]
 
     def single_consumer_or_none(self, tensor) -> Optional[gs.Node]:
         """Like ``only_consumer`` for optional tails: None instead of a rejection."""
-        if self.is_graph_output(tensor) or len(tensor.outputs) != 1:
+        if self.is_graph_output(tensor) or len(tensor.outputs) != 1 or not is_onnx_node(tensor.outputs[0]):
             return None
         return tensor.outputs[0]
 
@@ -211,13 +236,15 @@ class GraphView:
         shape = constant.shape
         if shape is None or int(np.prod(shape, dtype=np.int64)) > MAX_CONSTANT_ELEMENTS:
             return None
-        lazy = getattr(constant, "_values", None)
-        proto = getattr(lazy, "tensor", None)
-        if isinstance(proto, onnx.TensorProto) and proto.data_location == onnx.TensorProto.EXTERNAL:
+        proto = _external_proto(constant)
+        if proto is not None:
+            if self.external_data_dir is None:
+                # Nobody said where the data lives (e.g. --ignore-external-data); the working directory could
+                # hold an unrelated file of the same name.
+                return None
             # Reads exactly this tensor's byte range from its external file; nothing else is loaded.
-            base = self.external_data_dir or "."
             try:
-                return onnx.numpy_helper.to_array(proto, base_dir=base)
+                return onnx.numpy_helper.to_array(proto, base_dir=self.external_data_dir)
             except Exception:
                 return None
         try:
@@ -229,12 +256,24 @@ class GraphView:
         """(value, "") for a constant one-element tensor, else (None, why)."""
         value = self.constant(tensor)
         if value is None:
-            return None, "is not a constant"
+            return None, self._why_not_constant(tensor)
         if value.size != 1:
             return None, f"is not a scalar (shape {list(value.shape)})"
         if value.dtype not in FLOAT_DTYPES and not np.issubdtype(value.dtype, np.integer):
             return None, f"has dtype {value.dtype}"
         return float(value.reshape(())), ""
+
+    def _why_not_constant(self, tensor) -> str:
+        while not isinstance(tensor, gs.Constant):
+            node = self.producer(tensor)
+            if node is None or node.op not in ("Identity", "Cast"):
+                return "is not a constant"
+            tensor = node.inputs[0]
+        if _external_proto(tensor) is None:
+            return "is not a constant"
+        if self.external_data_dir is None:
+            return "is in external data, which is not read without an external data directory"
+        return f"is in external data that cannot be read from {self.external_data_dir}"
 
     # ---- ReduceMean -------------------------------------------------------------------------------------
     def reduce_axes(self, node: gs.Node) -> Optional[Tuple[int, ...]]:
@@ -316,6 +355,14 @@ def fit_to_normalized_shape(value: np.ndarray, dims: Optional[Tuple[int, ...]], 
     return np.ascontiguousarray(np.broadcast_to(value.reshape(trailing), dims))
 
 
+def _external_proto(constant: gs.Constant) -> Optional[onnx.TensorProto]:
+    """The TensorProto of a constant whose data is still in an external file (gs loads values lazily)."""
+    proto = getattr(getattr(constant, "_values", None), "tensor", None)
+    if isinstance(proto, onnx.TensorProto) and proto.data_location == onnx.TensorProto.EXTERNAL:
+        return proto
+    return None
+
+
 def _constant_node_value(node: gs.Node, view: GraphView) -> Optional[np.ndarray]:
     attrs = node.attrs
     if "value" in attrs and isinstance(attrs["value"], gs.Constant):
@@ -332,7 +379,8 @@ def _constant_node_value(node: gs.Node, view: GraphView) -> Optional[np.ndarray]
 
 
 def _describe(node: gs.Node) -> str:
-    return f"{node.op} {node.name}" if node.name else node.op
+    op = f"{node.domain}.{node.op}" if (node.domain or "") not in DEFAULT_DOMAINS else node.op
+    return f"{op} {node.name}" if node.name else op
 
 
 def check_interior(view: GraphView, nodes: Dict[int, gs.Node], output, roles: Dict[int, str], extra_outputs=()) -> None:

@@ -15,7 +15,7 @@ import onnx
 import onnx.defs
 import onnx_graphsurgeon as gs
 
-from polygraphy_ext.passes.layernorm_fusion.matching import as_np_dtype
+from polygraphy_ext.passes.layernorm_fusion.matching import DEFAULT_DOMAINS, as_np_dtype
 
 # (op, since_version) -> attributes/inputs added in that version whose defaults keep the old behaviour.
 DEFAULT_PRESERVING_ADDITIONS: Dict[Tuple[str, int], Tuple[str, ...]] = {
@@ -34,8 +34,6 @@ DEFAULT_PRESERVING_ADDITIONS: Dict[Tuple[str, int], Tuple[str, ...]] = {
     ("LSTM", 14): ("layout",),
     ("RNN", 14): ("layout",),
 }
-
-DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 @dataclass
@@ -132,10 +130,16 @@ def upgrade_blocker(op: str, current: int, target: int) -> Optional[str]:
     return None
 
 
+def _with_functions(graph: gs.Graph) -> List[gs.Graph]:
+    """The graph and its model-local functions: ONNX requires them to import the same default-domain opset."""
+    return [graph, *(graph.functions or [])]
+
+
 def _all_nodes(graph: gs.Graph) -> Iterable[gs.Node]:
-    yield from graph.nodes
-    for sub in graph.subgraphs(recursive=True):
-        yield from sub.nodes
+    for body in _with_functions(graph):
+        yield from body.nodes
+        for sub in body.subgraphs(recursive=True):
+            yield from sub.nodes
 
 
 def raise_blockers(graph: gs.Graph, current: int, target: int, leaving: Dict[int, gs.Node]) -> List[Blocker]:
@@ -184,13 +188,18 @@ def default_opset(graph: gs.Graph) -> int:
 
 
 def set_default_opset(graph: gs.Graph, version: int) -> None:
-    graph.opset = version
-    if graph.import_domains is not None:
-        # New OperatorSetIdProtos: the imported ones are shared with the caller's ModelProto.
-        graph.import_domains = [
-            onnx.helper.make_opsetid(entry.domain, version if entry.domain in DEFAULT_DOMAINS else entry.version)
-            for entry in graph.import_domains
-        ]
+    """Raise the default-domain opset of the graph and of every local function that imports that domain."""
+    for body in _with_functions(graph):
+        imports = body.import_domains
+        if body is not graph and not any(entry.domain in DEFAULT_DOMAINS for entry in imports or []):
+            continue  # a function using only other domains keeps its imports
+        body.opset = version
+        if imports is not None:
+            # New OperatorSetIdProtos: the imported ones are shared with the caller's ModelProto.
+            body.import_domains = [
+                onnx.helper.make_opsetid(entry.domain, version if entry.domain in DEFAULT_DOMAINS else entry.version)
+                for entry in imports
+            ]
     needed_ir = onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", version)])
     if graph.ir_version is None or graph.ir_version < needed_ir:
         graph.ir_version = needed_ir

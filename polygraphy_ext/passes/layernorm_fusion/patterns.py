@@ -16,10 +16,13 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from polygraphy_ext.passes.layernorm_fusion.matching import (
+    FLOAT_DTYPES,
     GraphView,
     NotACandidate,
     Reject,
     check_interior,
+    is_onnx_node,
+    normalized_dims,
     trailing_axes_count,
 )
 from polygraphy_ext.passes.layernorm_fusion.stages import (
@@ -72,9 +75,16 @@ class NormMatch:
 def _finish(b: PatternBuilder, pattern, kind, x, output, k, epsilon, gamma, beta, last_cast) -> NormMatch:
     view = b.view
     check_interior(view, b.nodes, output, b.roles)
+    if gamma is None and normalized_dims(x, k) is None:
+        # LayerNormalization / RMSNormalization and the plugins all take a scale input; without static
+        # normalized dims there is no all-ones constant to give them.
+        raise Reject("there is no scale and the normalized dims of the input are unknown (run shape inference)")
     compute = view.dtype(x)
     if compute is None:
         raise Reject(f"the dtype of the input {x.name} is unknown (run shape inference)")
+    if compute not in FLOAT_DTYPES:
+        # Integer chains truncate at every step; the fused ops are defined for float inputs only.
+        raise Reject(f"the input {x.name} has dtype {compute}, not a float type")
     out = view.dtype(output)
     if out is None:
         out = view.dtype(last_cast.outputs[0]) if last_cast is not None else compute
@@ -126,12 +136,16 @@ class FoldedGammaLayerNorm:
             return None
         k_tensor, gamma_mul = inv.tensor, None
         users = list(k_tensor.outputs)
+        if not all(is_onnx_node(u) for u in users):
+            return None
         if len(users) == 1 and users[0].op == "Mul":
             other = view.other_input(users[0], k_tensor)
             if other is not None and view.constant(other) is not None:
                 gamma_mul, k_tensor = users[0], users[0].outputs[0]
                 users = list(k_tensor.outputs)
-        if len(users) != 2 or any(u.op != "Mul" for u in users) or view.is_graph_output(k_tensor):
+        if len(users) != 2 or not all(is_onnx_node(u) and u.op == "Mul" for u in users):
+            return None
+        if view.is_graph_output(k_tensor):
             return None
         by_operand = {id(view.other_input(u, k_tensor)): u for u in users}
         mean_mul = next((by_operand[id(m)] for m in means if id(m) in by_operand and m is not x), None)
@@ -189,6 +203,21 @@ class FoldedGammaLayerNorm:
         return _finish(b, FoldedGammaLayerNorm.name, "LayerNorm", x, output, k, inv.epsilon, gamma, beta, None)
 
 
+def _subtracts_a_mean(view: GraphView, tensor) -> bool:
+    """True for t = a - ReduceMean(.) (through Identity): a (possibly broken) LayerNorm's centered input.
+
+    Such chains belong to the LayerNorm patterns, which fuse them or report why not; an RMSNorm of them
+    (e.g. of x - mean(z)) would be exact but would hide that refusal.
+    """
+    sub = view.producer(tensor)
+    if sub is None or sub.op != "Sub":
+        return False
+    mean = view.producer(sub.inputs[1])
+    while mean is not None and mean.op == "Identity":
+        mean = view.producer(mean.inputs[0])
+    return mean is not None and mean.op == "ReduceMean"
+
+
 def _is_neg_of(view: GraphView, tensor, source) -> bool:
     node = view.producer(tensor)
     return node is not None and node.op == "Neg" and node.inputs[0] is source
@@ -235,8 +264,7 @@ class RMSNormChain:
     def match(view: GraphView, anchor: gs.Node) -> NormMatch:
         b = PatternBuilder(view, anchor)
         x = square_base(b)
-        producer = view.producer(x)
-        if producer is not None and producer.op == "Sub":
+        if _subtracts_a_mean(view, x):
             raise NotACandidate()
         user = view.single_consumer_or_none(anchor.outputs[0])
         if user is not None and user.op == "Sub":

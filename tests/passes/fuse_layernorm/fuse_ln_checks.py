@@ -10,8 +10,9 @@ from polygraphy_ext.numerics import compare_models
 from polygraphy_ext.passes import fuse_layernorm
 
 FP32_ATOL = 1e-5
-# fp32 rows with std ~1e-3 around 3.0: any two correct implementations differ by ~ulp(3)/std ~ 1e-4.
-FP32_LOW_VARIANCE_ATOL = 2e-4
+# fp32 rows with std 1e-3 around 3.0 (the chains' eps is 1e-3): two correct implementations that sum the mean
+# in a different order differ by ~ulp(3)/sqrt(var + eps) ~ 1e-5 (measured: up to 1.1e-5).
+FP32_LOW_VARIANCE_ATOL = 5e-5
 
 
 def run_pass(model, **options):
@@ -57,8 +58,14 @@ def assert_fuses_exactly(build, spec, *, count=1, op="LayerNormalization", fp32_
     return fused, report
 
 
-def assert_not_fused(model, reason, **options):
-    """No fusion, the expected reason in the report, and the graph exactly as before."""
+def assert_not_fused(model, reason, *, runnable=True, **options):
+    """No fusion, the expected reason in the report, and the graph exactly as before.
+
+    ``runnable``: the near miss is a model onnxruntime runs (a near miss that is no valid model proves nothing
+    about the chains exporters emit); False only for ops onnxruntime does not know.
+    """
+    if runnable:
+        compare_models(model, model, input_kinds=("random",))
     graph = gs.import_onnx(model)
     report = fuse_layernorm(graph, **options)
     assert not report.fused, report.summary()
@@ -80,5 +87,6 @@ def assert_plugin_equivalent(build, spec, **options):
         model = build(replace(spec, dtype=dtype))
         fused, report = run_pass(model, target="plugin", **options)
         assert report.fused, report.summary()
+        onnx.checker.check_model(fused, full_check=True)  # plugin nodes too: their domain must be declared
         lowered, _ = lower_plugin_nodes(fused)
         assert_equivalent(model, lowered, kinds=kinds or ("random", "low_variance", "large_mean"), atol=atol, checker=False)

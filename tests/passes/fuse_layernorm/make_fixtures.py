@@ -1,7 +1,7 @@
 """Regenerate the real-exporter fixtures of the fuse-ln tests.
 
     pip install torch   # only needed to regenerate; the tests use the committed .onnx files
-    python tests/passes/fuse_layernorm/make_fixtures.py
+    python tests/passes/fuse_layernorm/make_fixtures.py [--no-torch] [--out DIR]   # DIR defaults to fixtures/
 
 PyTorch fixtures are ``torch.onnx.export`` outputs (TorchScript exporter, ``dynamo=False``: the dynamo exporter
 targets opset 18+ and keeps LayerNorm whole) of small BERT / ViT / DETR / Swin / T5 blocks at opsets 11-16,
@@ -11,14 +11,14 @@ SquaredDifference -> Sub + Mul, positive ReduceMean axes) and as Keras 3 writes 
 ``EXPECTED`` lists how many norms each fixture holds; the tests assert exactly that many fuse.
 """
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-HERE = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # fixture file -> (number of LayerNorms, number of RMSNorms)
 EXPECTED = {
@@ -33,7 +33,7 @@ EXPECTED = {
 }
 
 
-def _torch_fixtures():
+def _torch_fixtures(out: Path):
     import torch
     from torch import nn
 
@@ -161,7 +161,7 @@ def _torch_fixtures():
     ]
     for name, model, args, input_names, opset in jobs:
         model.eval()
-        path = HERE / name
+        path = out / name
         with torch.no_grad():
             torch.onnx.export(
                 model, args, str(path), opset_version=opset, input_names=input_names, output_names=["out"],
@@ -177,7 +177,7 @@ def _finalize(path):
     onnx.save(onnx.shape_inference.infer_shapes(model), str(path))
 
 
-def keras_tf2onnx_fixture():
+def keras_tf2onnx_fixture(out: Path):
     """Dense -> LayerNormalization (tf.nn.batch_normalization form) -> Dense -> LayerNormalization (Keras 3 form)."""
     rng = np.random.default_rng(0)
     d = 16
@@ -227,13 +227,21 @@ def keras_tf2onnx_fixture():
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="tf2onnx", ir_version=7)
-    onnx.save(onnx.shape_inference.infer_shapes(model), str(HERE / "keras_layernorm_tf2onnx_opset13.onnx"))
+    onnx.save(onnx.shape_inference.infer_shapes(model), str(out / "keras_layernorm_tf2onnx_opset13.onnx"))
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Regenerate the fuse-ln real-exporter fixtures.")
+    parser.add_argument("--no-torch", action="store_true", help="only the tf2onnx-style Keras fixture")
+    parser.add_argument("--out", type=Path, default=FIXTURES, help=f"output directory (default {FIXTURES})")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    keras_tf2onnx_fixture(args.out)
+    if not args.no_torch:
+        _torch_fixtures(args.out)
+    for path in sorted(args.out.glob("*.onnx")):
+        print(f"{path.name}: {path.stat().st_size} bytes")
 
 
 if __name__ == "__main__":
-    HERE.mkdir(parents=True, exist_ok=True)
-    keras_tf2onnx_fixture()
-    if "--no-torch" not in sys.argv:
-        _torch_fixtures()
-    for name in sorted(EXPECTED):
-        print(f"{name}: {(HERE / name).stat().st_size} bytes")
+    main()

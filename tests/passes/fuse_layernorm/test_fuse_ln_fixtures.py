@@ -3,14 +3,13 @@ equivalence in onnxruntime, and TensorRT-RTX builds of the fused models (SM89, o
 
 from pathlib import Path
 
-import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 import pytest
 from polygraphy.backend.onnx import InferShapes
 
 from fuse_ln_checks import op_types
-from make_fixtures import EXPECTED
+from make_fixtures import EXPECTED, keras_tf2onnx_fixture
 from polygraphy_ext.numerics import compare_models
 from polygraphy_ext.passes import fuse_layernorm
 from polygraphy_ext.passes.layernorm_fusion import FusionError
@@ -44,6 +43,23 @@ def test_fixtures_are_small_and_really_decomposed():
         assert "LayerNormalization" not in ops and "ReduceMean" in ops and "Sqrt" in ops
 
 
+def test_the_generator_reproduces_the_keras_fixture(tmp_path):
+    keras_tf2onnx_fixture(tmp_path)
+    name = "keras_layernorm_tf2onnx_opset13.onnx"
+    assert (tmp_path / name).read_bytes() == (FIXTURES / name).read_bytes()
+
+
+def test_the_generator_reproduces_the_torch_fixtures(tmp_path):
+    torch = pytest.importorskip("torch", reason="regenerating the torch.onnx.export fixtures needs torch")
+    if torch.__version__.split("+")[0] != "2.13.0":
+        pytest.skip(f"the fixtures were exported with torch 2.13.0, this is {torch.__version__}")
+    from make_fixtures import _torch_fixtures
+
+    _torch_fixtures(tmp_path)
+    for name in sorted(set(EXPECTED) - {"keras_layernorm_tf2onnx_opset13.onnx"}):
+        assert (tmp_path / name).read_bytes() == (FIXTURES / name).read_bytes(), name
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_plugin_target_fuses_the_exact_count(name):
     layernorms, rmsnorms = EXPECTED[name]
@@ -53,6 +69,7 @@ def test_plugin_target_fuses_the_exact_count(name):
     ops = op_types(fused)
     assert (ops.count("LayerNorm"), ops.count("RMSNorm")) == (layernorms, rmsnorms)
     assert "ReduceMean" not in ops and "Sqrt" not in ops
+    onnx.checker.check_model(fused, full_check=True)
     lowered, _ = lower_plugin_nodes(fused)
     result = compare_models(model, lowered, atol=_tolerance(model), rtol=_tolerance(model))
     assert result.ok, result.summary()

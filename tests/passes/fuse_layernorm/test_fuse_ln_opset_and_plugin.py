@@ -4,7 +4,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 import pytest
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from fuse_ln_chains import build, variant
 from fuse_ln_checks import assert_equivalent, assert_plugin_equivalent, op_types, run_pass
@@ -40,7 +40,6 @@ def test_type_only_changes_and_allow_listed_attributes_do_not_block():
 
 
 def test_unsafe_raise_stops_naming_the_blocking_nodes():
-    axes = numpy_helper.from_array(np.array([0], np.int64), "ax")
     model = build(variant(opset=11))
     model = _with_extra_node(model, helper.make_node("Softmax", ["y"], ["z"], name="the_softmax", axis=1))
     graph = gs.import_onnx(model)
@@ -69,7 +68,7 @@ def test_plugin_target_works_at_any_opset_with_fields_from_specs():
     assert node.domain == spec.onnx_domain
     assert attrs["plugin_version"].decode() == spec.version and attrs["plugin_namespace"].decode() == spec.namespace
     assert set(attrs) == {"plugin_version", "plugin_namespace", *spec.fields}
-    assert attrs["axis"] == -1 and np.isclose(attrs["epsilon"], 1e-5)
+    assert attrs["axis"] == -1 and attrs["epsilon"] == np.float32(variant().eps)
     assert fused.opset_import[0].version == 11 and report.opset_after == 11
     assert lower_plugin_nodes(fused)[1] == {"LayerNorm": 1}
     assert_plugin_equivalent(build, variant(opset=11))
@@ -129,3 +128,31 @@ def test_narrowed_type_lists_block_only_nodes_using_a_dropped_type():
     assert raise_blockers(erf_graph(np.float32), 11, 17, {}) == []  # Erf-13 dropped integer types only
     (blocker,) = raise_blockers(erf_graph(np.int64), 11, 17, {})
     assert blocker.node == "erf" and "tensor(int64)" in blocker.reason
+
+
+def _with_local_function(model, inner):
+    """y -> local.Wrapped(y) -> z, Wrapped's body being one ``inner`` node (a model-local function)."""
+    function = helper.make_function(
+        "local", "Wrapped", ["a"], ["b"], [helper.make_node(inner, ["a"], ["b"], name=f"inner_{inner.lower()}")],
+        [helper.make_opsetid("", model.opset_import[0].version)],
+    )
+    model.functions.append(function)
+    model.opset_import.append(helper.make_opsetid("local", 1))
+    return _with_extra_node(model, helper.make_node("Wrapped", ["y"], ["z"], domain="local", name="wrapped"))
+
+
+def test_raise_covers_model_local_functions():
+    # ONNX requires a local function to import the model's default-domain version: raising only the model's
+    # would make the output invalid.
+    model = _with_local_function(build(variant(opset=13)), "Relu")
+    onnx.checker.check_model(model, full_check=True)
+    fused, report = run_pass(model)
+    assert report.opset_after == 17
+    assert [(o.domain, o.version) for o in fused.functions[0].opset_import] == [("", 17)]
+    assert_equivalent(model, fused)
+
+
+def test_a_blocking_node_inside_a_local_function_stops_the_raise():
+    model = _with_local_function(build(variant(opset=11)), "Softmax")  # Softmax-13 changed its axis default
+    with pytest.raises(FusionError, match="inner_softmax"):
+        fuse_layernorm(gs.import_onnx(model))

@@ -18,6 +18,7 @@ LAYERNORM_VARIANTS = {
     "scale-only": variant(beta=False),
     "bias-only": variant(gamma=False),
     "gamma-behind-identity": variant(gamma_identity=True),
+    "gamma-and-beta-behind-identity": variant(gamma_identity=True, beta_identity=True),
     "eps-constant-node": variant(eps_kind="constant_node"),
     "eps-first-input": variant(eps_first=True),
     "eps-fp16-cast": variant(eps_dtype=np.float16),
@@ -38,6 +39,37 @@ LAYERNORM_VARIANTS = {
 @pytest.mark.parametrize("name", sorted(LAYERNORM_VARIANTS))
 def test_layernorm_variant_fuses_exactly(name):
     assert_fuses_exactly(build, LAYERNORM_VARIANTS[name])
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [variant(eps_first=True), variant(eps_kind="constant_node", eps_first=True), variant(eps_dtype=np.float16)],
+    ids=["first-input", "constant-node-first-input", "fp16"],
+)
+def test_epsilon_is_the_stored_value(spec):
+    # Exactly the value in the model (an fp16 eps of 1e-3 is 0.0010004...), never a default of the fuser's.
+    fused, report = run_pass(build(spec))
+    (node,) = [n for n in fused.graph.node if n.op_type == "LayerNormalization"]
+    stored = float(np.asarray(spec.eps, dtype=spec.eps_dtype or spec.dtype))
+    assert report.fused[0].epsilon == stored
+    assert next(a.f for a in node.attribute if a.name == "epsilon") == np.float32(stored)
+
+
+def test_reduce_all_becomes_a_normalization_over_every_axis():
+    # Reducing all axes of a rank-2 input is LayerNormalization(axis=-2), never the usual axis=-1.
+    fused, report = assert_fuses_exactly(build, LAYERNORM_VARIANTS["reduce-all-known-rank"])
+    (node,) = [n for n in fused.graph.node if n.op_type == "LayerNormalization"]
+    assert next(a.i for a in node.attribute if a.name == "axis") == -2 and report.fused[0].axis == -2
+
+
+def test_unsorted_variant_really_is_unsorted():
+    model = build(LAYERNORM_VARIANTS["not-topologically-sorted"])
+    produced = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer}
+    in_order = True
+    for node in model.graph.node:
+        in_order &= all(name in produced for name in node.input)
+        produced.update(node.output)
+    assert not in_order
 
 
 def test_gamma_that_broadcasts_over_one_normalized_dim_is_expanded():
@@ -113,6 +145,16 @@ def test_rmsnorm_t5_and_llama_forms():
     assert_fuses_exactly(build, llama, op="RMSNormalization", rms=True)
     div = variant(form="rms", inv="div", gamma=False, beta=False, opset=18)
     assert_fuses_exactly(build, div, op="RMSNormalization", rms=True)
+
+
+def test_rmsnorm_of_a_difference_fuses():
+    # x = a - b is not a centered input (b is no mean), so the chain is an RMSNorm of x.
+    model = build(variant(form="rms", inv="pow", beta=False, opset=18, residual=True))
+    add = next(n for n in model.graph.node if n.op_type == "Add" and n.name == "residual_add")
+    add.op_type = "Sub"
+    fused, report = run_pass(model, rms=True)
+    assert [c.pattern for c in report.fused] == ["rmsnorm"] and "Sub" in op_types(fused)
+    assert_equivalent(model, fused)
 
 
 def test_rmsnorm_is_reported_but_left_alone_without_rms():

@@ -13,7 +13,7 @@ from fuse_ln_chains import ChainSpec, build
 from fuse_ln_checks import assert_equivalent
 from polygraphy_ext.passes import fuse_layernorm
 
-SHAPES = [((2, 3, 8), (-1,)), ((2, 8, 8), (-1,)), ((2, 3, 4, 8), (-2, -1)), ((4, 8), None)]
+SHAPES = [((2, 3, 8), (-1,)), ((8, 8, 8), (-1,)), ((2, 3, 4, 8), (-2, -1)), ((4, 8), None)]
 
 # Each near miss turns a fusable chain into one that must not be fused (or must be fused differently).
 NEAR_MISSES = {
@@ -21,8 +21,11 @@ NEAR_MISSES = {
     "exponent-1": dict(exponent=1.0),
     "rsqrt-exponent": dict(inv="pow", inv_exponent=-1.0),
     "rsqrt-positive": dict(inv="pow", inv_exponent=0.5),
-    "keepdims-0": dict(keepdims=0),
+    # keepdims=0 only makes a valid model where the reduced shape still broadcasts: all dims equal.
+    "keepdims-0": dict(keepdims=0, shape=(8, 8, 8), axes=(-1,)),
     "var-axes-other": dict(var_axes=(-2,)),
+    "axes-not-trailing": dict(axes=(-2,)),
+    "axes-with-a-gap": dict(shape=(2, 3, 4, 8), axes=(-3, -1)),
     "eps-input": dict(eps_kind="input"),
     "eps-vector": dict(eps_shape="normalized"),
     "eps-after-sqrt": dict(eps_after_sqrt=True),
@@ -40,7 +43,17 @@ NEAR_MISSES = {
 
 @st.composite
 def chains(draw):
+    names = sorted(NEAR_MISSES)
+    # Drawn one by one from padded lists: about a third of the chains are clean and each near miss shows up in
+    # ~4% of them (a list strategy mostly draws short lists, which left some near misses almost untested).
+    picks = {draw(st.sampled_from([None] * len(names) + names)), draw(st.sampled_from([None] * 50 + names))}
+    overrides = {}
+    for name in sorted(p for p in picks if p):
+        event(f"near miss: {name}")
+        overrides.update(NEAR_MISSES[name])
     shape, axes = draw(st.sampled_from(SHAPES))
+    shape, axes = overrides.pop("shape", shape), overrides.pop("axes", axes)
+    # The block a fuser would normalize, so that gamma/beta fit it unless a near miss says otherwise.
     k = len(shape) if axes is None else len(axes)
     normalized = shape[len(shape) - k :]
     fields = dict(
@@ -60,19 +73,18 @@ def chains(draw):
         gamma_shape=draw(st.sampled_from([None, (1,) + normalized, normalized[-1:]])),
         swap_operands=draw(st.booleans()),
         gamma_identity=draw(st.booleans()),
+        beta_identity=draw(st.booleans()),
         duplicated_sub=draw(st.booleans()),
         shuffle=draw(st.booleans()),
         seed=draw(st.integers(0, 3)),
     )
     sizes = {"normalized": normalized, "batch": shape[:1] + (1,) * (len(shape) - 1)}
-    for name in draw(st.lists(st.sampled_from(sorted(NEAR_MISSES)), max_size=2, unique=True)):
-        event(f"near miss: {name}")
-        for key, value in NEAR_MISSES[name].items():
-            fields[key] = sizes.get(value, value) if isinstance(value, str) else value
+    for key, value in overrides.items():
+        fields[key] = sizes.get(value, value) if isinstance(value, str) else value
     return ChainSpec(**fields)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(spec=chains(), target_rms=st.booleans())
 def test_fuse_ln_never_changes_semantics(spec, target_rms):
     try:

@@ -6,13 +6,12 @@ import pytest
 from onnx import helper
 
 from fuse_ln_chains import build, variant
-from fuse_ln_checks import assert_equivalent, assert_not_fused, run_pass
+from fuse_ln_checks import assert_equivalent, assert_not_fused, op_types, run_pass
 
-SQUARE = (2, 16, 16)  # lets keepdims=0 / other-axis reductions still broadcast, so the original model is valid
+SQUARE = (16, 16, 16)  # keepdims=0 / other-axis reductions still broadcast, so the original model is valid
 
 NEAR_MISSES = {
     "pow-exponent-3": (variant(exponent=3.0), "Pow exponent is 3"),
-    "pow-exponent-not-constant": (variant(exponent=2.0, cast_exponent=False), None),
     "mean-of-different-tensor": (variant(mean_of_other=True), "Sub subtracts the mean of a different tensor"),
     "keepdims-0": (variant(shape=SQUARE, keepdims=0), "keepdims=0"),
     "different-axes": (variant(shape=SQUARE, var_axes=(-2,)), "reduce different axes"),
@@ -35,10 +34,15 @@ NEAR_MISSES = {
     "mean-used-outside": (variant(extra_consumer="mean"), "mean (mean_out) has a consumer outside the pattern"),
     "centered-used-outside": (variant(extra_consumer="d"), "has a consumer outside the pattern"),
     "variance-used-outside": (variant(extra_consumer="var"), "variance (variance_out) has a consumer outside"),
+    "variance-plus-eps-used-outside": (variant(extra_consumer="var_eps"), "variance + epsilon (add_eps_out) has a consumer"),
+    "std-used-outside": (variant(extra_consumer="std"), "std (sqrt_out) has a consumer outside"),
+    "rstd-used-outside": (variant(extra_consumer="std", inv="pow"), "inverse std (rsqrt_out) has a consumer outside"),
     "variance-is-graph-output": (variant(export_intermediate="var"), "is a graph output"),
+    "mean-is-graph-output": (variant(export_intermediate="mean"), "mean (mean_out) is exported as a graph output"),
+    "centered-is-graph-output": (variant(export_intermediate="d"), "(center_out) is exported as a graph output"),
+    "std-is-graph-output": (variant(export_intermediate="std"), "std (sqrt_out) is a graph output"),
     "moments-with-foreign-square": (variant(form="moments", mean_of_other=True), "mean of a different tensor"),
 }
-del NEAR_MISSES["pow-exponent-not-constant"]
 
 
 @pytest.mark.parametrize("name", sorted(NEAR_MISSES))
@@ -93,3 +97,53 @@ def test_an_existing_layernormalization_is_not_a_candidate():
     fused, report = run_pass(model)
     assert not report.candidates
     assert fused.graph.node[0].op_type == "LayerNormalization" and len(fused.graph.node) == 1
+
+
+def test_no_scale_with_unknown_normalized_dims_is_refused():
+    # The fused ops need an explicit all-ones scale, which cannot be built without the normalized dims.
+    model = build(variant(gamma=False, beta=False))
+    for value in list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info):
+        for dim in value.type.tensor_type.shape.dim:
+            dim.dim_param = "n"
+    for target in ("native", "plugin"):
+        assert_not_fused(model, "there is no scale and the normalized dims of the input are unknown", target=target)
+
+
+def test_a_custom_domain_op_with_an_onnx_name_is_not_part_of_a_chain():
+    model = build(variant())
+    sqrt = next(n for n in model.graph.node if n.op_type == "Sqrt")
+    sqrt.domain = "com.example"  # any semantics, not ONNX's Sqrt
+    model.opset_import.append(helper.make_opsetid("com.example", 1))
+    assert_not_fused(model, "feeds com.example.Sqrt sqrt, not a well-formed ONNX op", runnable=False)
+
+
+@pytest.mark.parametrize("op, keep", [("Pow", 1), ("Sub", 1), ("ReduceMean", 0), ("Add", 1), ("Sqrt", 0)])
+def test_malformed_nodes_end_the_match_instead_of_crashing(op, keep):
+    model = build(variant())
+    node = next(n for n in model.graph.node if n.op_type == op)
+    del node.input[keep:]
+    fused, report = run_pass(model)
+    assert not report.fused
+    assert op_types(fused) == op_types(model)
+
+
+def test_integer_rmsnorm_shaped_chain_is_refused():
+    # Valid ONNX (ReduceMean, Add, Pow and Mul accept int32) whose every step truncates: not an RMSNorm.
+    i32 = onnx.TensorProto.INT32
+    nodes = [
+        helper.make_node("Mul", ["x", "x"], ["sq"], name="square"),
+        helper.make_node("ReduceMean", ["sq"], ["var"], axes=[-1], name="variance"),
+        helper.make_node("Add", ["var", "eps"], ["ve"], name="add_eps"),
+        helper.make_node("Pow", ["ve", "half"], ["rstd"], name="rsqrt"),
+        helper.make_node("Mul", ["x", "rstd"], ["y"], name="normalize"),
+    ]
+    inits = [
+        onnx.numpy_helper.from_array(np.array(1, np.int32), "eps"),
+        onnx.numpy_helper.from_array(np.array(-0.5, np.float32), "half"),
+    ]
+    graph = helper.make_graph(
+        nodes, "int", [helper.make_tensor_value_info("x", i32, [2, 8])], [helper.make_tensor_value_info("y", i32, [2, 8])], inits
+    )
+    model = onnx.shape_inference.infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    onnx.checker.check_model(model)
+    assert_not_fused(model, "has dtype int32, not a float type", rms=True, target="plugin")
