@@ -7,7 +7,9 @@ is patched in place rather than subclassed because run/convert/inspect/debug ins
 Where Polygraphy's version wraps loaders with ``LoadPlugins`` (``ctypes.CDLL``), ours wraps them with
 ``polygraphy_ext.plugins.loader.LoadPluginLibraries``, so ``--gen-script`` output uses it too. The first
 loader it wraps in a script is the ONNX model handed to the parser (Polygraphy builds the network before
-the engine); that one is also checked for plugin nodes.
+the engine); that one is also checked for plugin nodes. The engine that ``TrtLoadEngineArgs`` deserializes
+is wrapped with ``ReportMissingEnginePlugins``, and the builder config with ``EmbedPluginLibraries`` under
+``--embed-plugins``.
 """
 
 import weakref
@@ -28,7 +30,8 @@ PLUGINS_HELP = (
 )
 NO_AUTOLOAD_HELP = (
     "Do not load polygraphy-ext's shipped plugin library automatically when an ONNX model uses its plugins "
-    "(nodes in the 'polygraphy_ext' plugin namespace). Without this flag such models need no --plugins."
+    "(nodes in the 'polygraphy_ext' plugin namespace) or an engine fails to deserialize for want of them. "
+    "Without this flag such models and engines need no --plugins."
 )
 EMBED_HELP = (
     "Embed the loaded plugin libraries (from --plugins and automatic loading) in the built engine through "
@@ -108,6 +111,30 @@ def _wrap_config_add_to_script(original):
     return add_to_script_impl
 
 
+def _wrap_engine_add_to_script(original):
+    def add_to_script_impl(self, script, network_name=None):
+        from polygraphy.tools.args.backend.trt.loader import TrtLoadPluginsArgs
+        from polygraphy.tools.args.model import ModelArgs
+
+        engine_name = original(self, script, network_name)
+        plugin_args = self.arg_groups[TrtLoadPluginsArgs] if TrtLoadPluginsArgs in self.arg_groups else None
+        if plugin_args is None:
+            return engine_name
+        model_args = self.arg_groups[ModelArgs] if ModelArgs in self.arg_groups else None
+        label = model_args.path if model_args is not None and model_args.model_type == "engine" else None
+        script.add_import(imports=["ReportMissingEnginePlugins"], frm=_LOADER_MODULE)
+        loader_str = make_invocable(
+            "ReportMissingEnginePlugins",
+            engine_name,
+            label=label,
+            autoload_shipped=None if getattr(plugin_args, "autoload_plugins", True) else False,
+        )
+        return script.add_loader(loader_str, "check_engine_plugins")
+
+    setattr(add_to_script_impl, _PATCHED, True)
+    return add_to_script_impl
+
+
 def patch_polygraphy(loader_args_module):
     """Hook target for ``polygraphy.tools.args.backend.trt.loader`` (idempotent)."""
     plugins_args = loader_args_module.TrtLoadPluginsArgs
@@ -120,6 +147,10 @@ def patch_polygraphy(loader_args_module):
         plugins_args.parse_impl = _parse_impl
         plugins_args.add_to_script_impl = _add_to_script_impl
         setattr(plugins_args, _PATCHED, True)
+
+    engine_args = loader_args_module.TrtLoadEngineArgs
+    if not getattr(engine_args.add_to_script_impl, _PATCHED, False):
+        engine_args.add_to_script_impl = _wrap_engine_add_to_script(engine_args.add_to_script_impl)
 
     from polygraphy.tools.args.backend.trt.config import TrtConfigArgs
 

@@ -13,8 +13,13 @@ given in docs/plugins-loading.md:
   shipped library is loaded automatically when the model uses our plugin namespace.
 - Libraries are only ever opened by absolute path: nothing is searched for in the current directory, on
   ``LD_LIBRARY_PATH`` or elsewhere.
+
+``ReportMissingEnginePlugins`` wraps engine deserialization: a failure for want of plugin creators becomes one
+line naming them (and loads the shipped library and retries when only its plugins are missing).
+``EmbedPluginLibraries`` puts the loaded libraries into built engines.
 """
 
+import collections
 import contextlib
 import ctypes
 import os
@@ -30,7 +35,14 @@ from polygraphy.logger import G_LOGGER, LogMode
 
 from polygraphy_ext.plugins import elf, trt_env
 from polygraphy_ext.plugins.library import shipped_library_path
-from polygraphy_ext.plugins.model_check import PluginKey, describe_missing, missing_plugins, plugin_uses
+from polygraphy_ext.plugins.model_check import (
+    PluginKey,
+    PluginUse,
+    describe_missing,
+    describe_plugins,
+    missing_plugins,
+    plugin_uses,
+)
 from polygraphy_ext.plugins.specs import library_spec
 
 onnx = mod.lazy_import("onnx")
@@ -42,6 +54,8 @@ VIA_REGISTRY = "plugin registry (getCreators)"
 VIA_DLOPEN = "dlopen (static registration)"
 _REGISTRATION_IMPORTS = ("getPluginRegistry", "getBuilderPluginRegistry")
 _ALREADY_REGISTERED = re.compile(r"creator of (\S+) exists already|already registered", re.IGNORECASE)
+# "libfoo.so", "libfoo.so.10", "libfoo.so.10.3"; not "ld.so.cache" or "libfoo.so.bak".
+_LIBRARY_NAME = re.compile(r".+\.so(\.\d+)*")
 
 
 class PluginLoadError(PolygraphyException):
@@ -74,8 +88,30 @@ def loaded_libraries() -> List[LoadedLibrary]:
 
 
 def _is_library_name(entry: Path) -> bool:
-    name = entry.name
-    return name.endswith(".so") or ".so." in name
+    return _LIBRARY_NAME.fullmatch(entry.name) is not None
+
+
+def _plugin_libraries_in(directory: Path, spec: str) -> List[Path]:
+    """The plugin libraries directly inside ``directory``, in name order.
+
+    Vendors ship plugin libraries next to the shared libraries they depend on; those are skipped (the dynamic
+    linker finds them through the plugin library's own dependencies) rather than rejected.
+    """
+    candidates = sorted(entry for entry in directory.iterdir() if entry.is_file() and _is_library_name(entry))
+    found, skipped = [], []
+    for entry in candidates:
+        if _loading_method(entry) is None:
+            skipped.append(entry.name)
+        else:
+            found.append(entry)
+    if not found:
+        detail = f"; what it has ({', '.join(skipped)}) registers no plugin creators" if skipped else ""
+        _fail(f"plugin directory {spec} contains no plugin libraries (*.so / *.so.*){detail}")
+    if skipped:
+        G_LOGGER.info(
+            f"Plugin directory {spec}: skipping {', '.join(skipped)} (not TensorRT plugin libraries)", mode=LogMode.ONCE
+        )
+    return found
 
 
 def resolve_plugin_paths(specs: Iterable) -> List[Path]:
@@ -97,36 +133,46 @@ def resolve_plugin_paths(specs: Iterable) -> List[Path]:
         if not path.exists():
             _fail(f"plugin library {spec} does not exist")
         if path.is_dir():
-            found = sorted(entry for entry in path.iterdir() if entry.is_file() and _is_library_name(entry))
-            if not found:
-                _fail(f"plugin directory {spec} contains no plugin libraries (*.so / *.so.*)")
-            paths.extend(found)
+            paths.extend(_plugin_libraries_in(path, spec))
         else:
             paths.append(path)
     return paths
 
 
-def inspect_library(path: Path) -> Tuple[elf.SharedLibraryInfo, str]:
-    """Read ``path`` and decide how it must be loaded; fail with the reason if it cannot be."""
+def _read_library(path: Path) -> elf.SharedLibraryInfo:
     try:
-        info = elf.read_shared_library(path)
+        return elf.read_shared_library(path)
     except elf.NotALoadableLibrary as err:
         _fail(str(err))
     except OSError as err:
         _fail(f"plugin library {path} cannot be read: {err.strerror}")
+
+
+def _loading_method(path: Path, info: Optional[elf.SharedLibraryInfo] = None) -> Optional[str]:
+    """VIA_REGISTRY, VIA_DLOPEN, or None for a shared library that registers no plugins at all."""
+    info = info or _read_library(path)
     if "getCreators" in info.exported:
         if "setLoggerFinder" not in info.exported:
             _fail(
                 f"{path} exports getCreators but not setLoggerFinder; TensorRT's plugin registry requires both "
                 'entry points (extern "C") and will not load it'
             )
-        return info, VIA_REGISTRY
+        return VIA_REGISTRY
     if any(symbol in info.imported for symbol in _REGISTRATION_IMPORTS):
-        return info, VIA_DLOPEN
-    _fail(
-        f"{path} is not a TensorRT plugin library: it neither exports getCreators/setLoggerFinder nor registers "
-        "creators statically (REGISTER_TENSORRT_PLUGIN)"
-    )
+        return VIA_DLOPEN
+    return None
+
+
+def inspect_library(path: Path) -> Tuple[elf.SharedLibraryInfo, str]:
+    """Read ``path`` and decide how it must be loaded; fail with the reason if it cannot be."""
+    info = _read_library(path)
+    how = _loading_method(path, info)
+    if how is None:
+        _fail(
+            f"{path} is not a TensorRT plugin library: it neither exports getCreators/setLoggerFinder nor registers "
+            "creators statically (REGISTER_TENSORRT_PLUGIN)"
+        )
+    return info, how
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -156,17 +202,16 @@ def _trt():
     return trt
 
 
+def _creator_key(creator) -> PluginKey:
+    return PluginKey(
+        str(creator.name),
+        str(getattr(creator, "plugin_version", "")),
+        str(getattr(creator, "plugin_namespace", "")),
+    )
+
+
 def registered_creators(trt) -> List[PluginKey]:
-    keys = []
-    for creator in trt.get_plugin_registry().all_creators:
-        keys.append(
-            PluginKey(
-                str(creator.name),
-                str(getattr(creator, "plugin_version", "")),
-                str(getattr(creator, "plugin_namespace", "")),
-            )
-        )
-    return keys
+    return [_creator_key(creator) for creator in trt.get_plugin_registry().all_creators]
 
 
 @contextlib.contextmanager
@@ -222,7 +267,9 @@ def load_plugin_library(path: Path) -> LoadedLibrary:
     info, how = inspect_library(path)
     trt = _trt()
     registry = trt.get_plugin_registry()
-    before = set(registered_creators(trt))
+    # Counted, not a set: a statically registering library can add a second creator under a key that is
+    # already registered, and TensorRT accepts it.
+    before = collections.Counter(registered_creators(trt))
     with _capture_trt_errors() as trt_errors:
         if how == VIA_REGISTRY:
             handle = registry.load_library(str(path))
@@ -235,7 +282,12 @@ def load_plugin_library(path: Path) -> LoadedLibrary:
                 _fail(_describe_dlopen_failure(path, info, err))
     if handle is None:
         _refused(path, trt_errors, how)
-    added = tuple(key for key in registered_creators(trt) if key not in before)
+    added_counts = collections.Counter(registered_creators(trt)) - before
+    duplicates = sorted(key for key in added_counts if key in before)
+    if duplicates:
+        owners = "; ".join(f"{key}, which {_provider_of(key.name)} already registered" for key in duplicates)
+        _fail(f"{path} provides plugin creator {owners}; load only one library per creator")
+    added = tuple(added_counts)
     if not added:
         _refused(path, trt_errors, f"{how}: it registered no plugin creators")
     loaded = LoadedLibrary(path, how, added)
@@ -297,6 +349,15 @@ def _load_model_header(model) -> Tuple[object, str]:
     return onnx.load(os.fspath(model), load_external_data=False), os.fspath(model)
 
 
+def _registered_with_sources(trt) -> Dict[PluginKey, Optional[str]]:
+    """Every registered creator -> the library polygraphy-ext loaded it from (None: TensorRT's own, or not ours)."""
+    registered = {key: None for key in registered_creators(trt)}
+    for lib in _LOADED.values():
+        for key in lib.creators:
+            registered[key] = str(lib.path)
+    return registered
+
+
 def shipped_plugin_keys() -> Dict[PluginKey, str]:
     spec = library_spec()
     return {PluginKey(p.name, p.version, p.namespace): p.name for p in spec.plugins.values()}
@@ -324,10 +385,7 @@ def check_model_plugins(model, autoload_shipped: bool = True) -> None:
             G_LOGGER.info(f"{label} uses polygraphy-ext plugins: loading {shipped} automatically")
         load_plugin_library(shipped)
 
-    registered = {key: None for key in registered_creators(trt)}
-    for lib in _LOADED.values():
-        for key in lib.creators:
-            registered[key] = str(lib.path)
+    registered = _registered_with_sources(trt)
     missing = missing_plugins(uses, registered)
     if not missing:
         G_LOGGER.verbose(f"{label}: all {len(uses)} plugin(s) it uses are registered")
@@ -340,6 +398,186 @@ def check_model_plugins(model, autoload_shipped: bool = True) -> None:
     else:
         ours_hint = f"--plugins {SHIPPED_LIBRARY_NAME} (automatic loading is off: --no-autoload-plugins)"
     _fail(describe_missing(label, missing, registered, {key: ours_hint for key in ours}))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Explaining a failed engine deserialization
+
+# What TensorRT logs when deserialization looks up a creator the registry lacks. TensorRT 10 / TensorRT-RTX:
+# "Cannot find plugin: <name><namespace>, version: <version>, namespace:<namespace>." (the name carries the
+# namespace as a suffix); TensorRT 8: "getPluginCreator could not find plugin: <name> version: <version>".
+_CANNOT_FIND_PLUGIN = re.compile(
+    r"Cannot find plugin: (?P<name>[^,]*), version: (?P<version>[^,]*), namespace:(?P<namespace>\S*?)\.?(?:\s|$)"
+)
+_COULD_NOT_FIND_PLUGIN = re.compile(r"could not find plugin:? (?P<name>\S+) version:? (?P<version>\S+)")
+_UNNAMED_MISSING_PLUGIN = re.compile(r"IPluginCreator\w* not found in Plugin Registry")
+
+
+def missing_creators_in_log(messages: Iterable[str]) -> Tuple[List[PluginKey], bool]:
+    """(creators TensorRT's messages say it looked up and did not find, whether any message says a plugin
+    could not be deserialized for want of its creator). Namespace is "" where TensorRT does not say."""
+    keys: List[PluginKey] = []
+    unnamed = False
+    for message in messages:
+        match = _CANNOT_FIND_PLUGIN.search(message)
+        if match:
+            name, namespace = match["name"], match["namespace"]
+            if namespace and name.endswith(namespace) and len(name) > len(namespace):
+                name = name[: -len(namespace)]
+            key = PluginKey(name, match["version"], namespace)
+        else:
+            match = _COULD_NOT_FIND_PLUGIN.search(message)
+            key = PluginKey(match["name"], match["version"], "") if match else None
+        if key is not None and key not in keys:
+            keys.append(key)
+        unnamed = unnamed or bool(_UNNAMED_MISSING_PLUGIN.search(message))
+    return keys, unnamed
+
+
+class _HeldFailure(PolygraphyException):
+    def __init__(self, message, exception_type):
+        super().__init__(message)
+        self.message = message
+        self.exception_type = exception_type
+
+
+@contextlib.contextmanager
+def _hold_errors():
+    """Hold back the errors and the critical failure logged meanwhile, so that they can be replaced by one line.
+
+    Yields the list the error messages collect in; a ``G_LOGGER.critical`` meanwhile raises ``_HeldFailure``
+    without printing.
+    """
+    held: List[str] = []
+
+    def error(message, *args, **kwargs):
+        held.append(message() if callable(message) else str(message))
+
+    def critical(message, ExceptionType=None):
+        raise _HeldFailure(message() if callable(message) else str(message), ExceptionType)
+
+    with util.TempAttrChange(G_LOGGER, {"error": error, "critical": critical}):
+        yield held
+
+
+def _replay(messages: Sequence[str]):
+    for message in messages:
+        G_LOGGER.error(message)
+
+
+def _engine_failure_message(label: str, keys: Sequence[PluginKey], trt) -> str:
+    registered = _registered_with_sources(trt)
+    shipped = shipped_library_path()
+    ours = {key: f"polygraphy-ext's shipped library (--plugins {SHIPPED_LIBRARY_NAME})" for key in shipped_plugin_keys()}
+    if shipped is None:
+        ours = {key: "polygraphy-ext's shipped library, which is not built in this installation" for key in ours}
+    if keys:
+        uses = [PluginUse(key) for key in keys]
+        return (
+            f"{label} could not be deserialized: it uses TensorRT plugin(s) that are not registered: "
+            + describe_plugins(uses, registered, ours)
+            + ". Load the libraries that provide them with --plugins."
+        )
+    hint = ""
+    if shipped is not None and os.path.realpath(shipped) not in _LOADED:
+        hint = f" (for polygraphy-ext's own plugins: --plugins {SHIPPED_LIBRARY_NAME})"
+    return (
+        f"{label} could not be deserialized: it uses a TensorRT plugin whose creator is not registered (TensorRT "
+        f"does not say which). Load the plugin libraries it was built with via --plugins{hint}."
+    )
+
+
+@mod.export(funcify=True)
+class ReportMissingEnginePlugins(BaseLoader):
+    """
+    A passthrough loader around an engine loader (e.g. ``EngineFromBytes``): when deserialization fails because
+    the engine uses plugins whose creators are not registered, it fails with one line naming them instead of
+    TensorRT's log. If they are all polygraphy-ext's own plugins, the shipped library is loaded and
+    deserialization tried once more.
+    """
+
+    def __init__(self, engine, label=None, autoload_shipped=None):
+        """
+        Args:
+            engine (Callable() -> trt.ICudaEngine):
+                    The engine loader to call, e.g. ``EngineFromBytes(...)``.
+            label (str):
+                    How to name the engine in messages, e.g. its path. Defaults to "the engine".
+            autoload_shipped (bool):
+                    Load polygraphy-ext's shipped library and retry when only its plugins are missing.
+                    Defaults to True.
+        """
+        self._engine = engine
+        self.label = util.default(label, "the engine")
+        self.autoload_shipped = util.default(autoload_shipped, True)
+
+    def _attempt(self):
+        """(engine, None) or (None, (failure, held error messages))."""
+        held: List[str] = []
+        try:
+            with _hold_errors() as held:
+                engine, _ = util.invoke_if_callable(self._engine)
+        except _HeldFailure as failure:
+            return None, (failure, held)
+        except BaseException:
+            _replay(held)
+            raise
+        _replay(held)
+        return engine, None
+
+    def _plan_first(self):
+        """Context in which the wrapped ``EngineFromBytes`` gets its plan already built (or read).
+
+        Only deserialization's messages are ours to explain: a build's (or the model check's) errors must show
+        as they happen, and a retry must not build the engine again.
+        """
+        source = getattr(self._engine, "_serialized_engine", None)  # Polygraphy's EngineFromBytes
+        if not callable(source):
+            return contextlib.nullcontext()
+        plan, _ = util.invoke_if_callable(source)
+        return util.TempAttrChange(self._engine, {"_serialized_engine": plan})
+
+    @util.check_called_by("__call__")
+    def call_impl(self):
+        """
+        Returns:
+            trt.ICudaEngine: The engine the wrapped loader returns.
+        """
+        trt = _trt()
+        with self._plan_first():
+            return self._deserialize(trt)
+
+    def _deserialize(self, trt):
+        retried = False
+        while True:
+            engine, failed = self._attempt()
+            if failed is None:
+                return engine
+            failure, held = failed
+            keys, unnamed = missing_creators_in_log(held)
+            shipped = shipped_library_path()
+            ours = shipped_plugin_keys()
+            if (
+                not retried
+                and keys
+                and self.autoload_shipped
+                and shipped is not None
+                and os.path.realpath(shipped) not in _LOADED
+                and all(key in ours for key in keys)
+            ):
+                G_LOGGER.info(f"{self.label} uses polygraphy-ext plugins: loading {shipped} automatically")
+                for message in held:
+                    G_LOGGER.verbose(f"TensorRT: {message}")
+                load_plugin_library(shipped)
+                retried = True
+                continue
+            if keys or unnamed:
+                for message in held:
+                    G_LOGGER.verbose(f"TensorRT: {message}")
+                _fail(_engine_failure_message(self.label, keys, trt))
+            # Not a plugin problem: show what was held back and fail as the wrapped loader would have.
+            _replay(held)
+            G_LOGGER.critical(failure.message, ExceptionType=failure.exception_type)
 
 
 # ----------------------------------------------------------------------------------------------------------

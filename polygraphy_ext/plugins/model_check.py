@@ -97,23 +97,14 @@ def missing_plugins(uses: Sequence[PluginUse], registered: Iterable[PluginKey]) 
     return [use for use in uses if use.key not in registered]
 
 
-def describe_missing(
-    model_label: str,
+def describe_plugins(
     missing: Sequence[PluginUse],
     registered: Mapping[PluginKey, Optional[str]],
     known_providers: Mapping[PluginKey, str],
 ) -> str:
-    """One line naming every missing plugin, its nodes, and where it would come from.
-
-    ``registered`` maps each registered creator to the library it came from (None: built into TensorRT or
-    loaded outside polygraphy-ext); ``known_providers`` maps plugins we know of but have not loaded to a hint
-    such as "polygraphy-ext's shipped library (--plugins polygraphy_ext)".
-    """
+    """Each missing plugin, the nodes that use it (when known) and where it would come from, joined by "; "."""
     parts = []
     for use in missing:
-        nodes = ", ".join(f"'{name}'" for name in use.node_names[:_NODE_NAMES_SHOWN])
-        if len(use.node_names) > _NODE_NAMES_SHOWN:
-            nodes += f" +{len(use.node_names) - _NODE_NAMES_SHOWN} more"
         where = known_providers.get(use.key)
         same_name = sorted(key for key in registered if key.name == use.key.name)
         if where:
@@ -127,10 +118,30 @@ def describe_missing(
             hint = f"registered only as {have}: fix the node's plugin_version/plugin_namespace or load the right library"
         else:
             hint = "no loaded library provides it"
-        plural = "s" if len(use.node_names) > 1 else ""
-        parts.append(f"{use.key} (node{plural} {nodes}; {hint})")
+        if use.node_names:
+            nodes = ", ".join(f"'{name}'" for name in use.node_names[:_NODE_NAMES_SHOWN])
+            if len(use.node_names) > _NODE_NAMES_SHOWN:
+                nodes += f" +{len(use.node_names) - _NODE_NAMES_SHOWN} more"
+            plural = "s" if len(use.node_names) > 1 else ""
+            hint = f"node{plural} {nodes}; {hint}"
+        parts.append(f"{use.key} ({hint})")
+    return "; ".join(parts)
+
+
+def describe_missing(
+    model_label: str,
+    missing: Sequence[PluginUse],
+    registered: Mapping[PluginKey, Optional[str]],
+    known_providers: Mapping[PluginKey, str],
+) -> str:
+    """One line naming every missing plugin, its nodes, and where it would come from.
+
+    ``registered`` maps each registered creator to the library it came from (None: built into TensorRT or
+    loaded outside polygraphy-ext); ``known_providers`` maps plugins we know of but have not loaded to a hint
+    such as "polygraphy-ext's shipped library (--plugins polygraphy_ext)".
+    """
     return (
         f"{model_label} needs TensorRT plugin(s) that are not registered: "
-        + "; ".join(parts)
+        + describe_plugins(missing, registered, known_providers)
         + ". Load the libraries that provide them with --plugins."
     )

@@ -62,6 +62,14 @@ def ensure_rtx_parser_library() -> Optional[Path]:
         if link.is_symlink():  # dangling link left by an older install
             link.unlink()
         os.symlink(target, link)
+    except FileExistsError:
+        # Another process (parallel test workers, two polygraphy runs) made it between the check and here.
+        if link.exists():
+            return link
+        raise TrtEnvironmentError(
+            f"TensorRT-RTX's ONNX parser needs {link} (it would abort the process without it); a dangling link "
+            f"is in the way. Fix: ln -sf {target} {link}"
+        ) from None
     except OSError as err:
         raise TrtEnvironmentError(
             f"TensorRT-RTX's ONNX parser needs {link} (it would abort the process without it) and it could not be "

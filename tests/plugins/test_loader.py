@@ -23,21 +23,14 @@ build_testlibs = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(build_testlibs)
 
 
-def _loaded_trt_library() -> Path:
-    """The TensorRT(-RTX) runtime library this process mapped when importing TensorRT."""
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            path = line.split()[-1]
-            if "/libtensorrt_rtx.so." in path or "/libnvinfer.so." in path:
-                return Path(path)
-    pytest.skip("cannot locate the TensorRT runtime library")
-
-
 @pytest.fixture(scope="session")
 def libs(trt, tmp_path_factory):
     if build_testlibs.compiler() is None:
         pytest.skip("g++ not found")
-    return build_testlibs.build(tmp_path_factory.mktemp("testlibs"), _loaded_trt_library())
+    trt_library = build_testlibs.loaded_trt_library()
+    if trt_library is None:
+        pytest.skip("cannot locate the TensorRT runtime library")
+    return build_testlibs.build(tmp_path_factory.mktemp("testlibs"), trt_library)
 
 
 def plugin_model(path: Path, *plugins, opset=17) -> Path:
@@ -112,13 +105,20 @@ def test_directories_and_files_mix(run_polygraphy, libs, tmp_path):
     plugin_dir.mkdir()
     os.symlink(libs["libpgx_other.so"], plugin_dir / "libpgx_other.so")
     (plugin_dir / "README.txt").write_text("not a library, and not named like one")
+    # Named like a library but not one ("ld.so.cache", a backup): not looked at.
+    (plugin_dir / "ld.so.cache").write_text("x")
+    (plugin_dir / "libpgx_other.so.bak").write_text("x")
+    # A dependency shipped next to the plugin libraries: skipped, not an error.
+    os.symlink(libs["libpgx_no_entry_points.so"], plugin_dir / "libvendor_core.so.2")
     model = plugin_model(tmp_path / "m.onnx", IDENTITY, OTHER, STATIC)
     proc = run_polygraphy(
         "convert", model, "-o", tmp_path / "m.engine", *CC,
         "--plugins", plugin_dir, libs["libpgx_thirdparty.so"], libs["libpgx_static.so"],
     )
-    assert proc.returncode == 0, output_of(proc)
-    assert output_of(proc).count("Loaded plugin library") == 3
+    text = output_of(proc)
+    assert proc.returncode == 0, text
+    assert text.count("Loaded plugin library") == 3
+    assert f"Plugin directory {plugin_dir}: skipping libvendor_core.so.2 (not TensorRT plugin libraries)" in text
 
 
 def test_same_library_twice_registers_once(run_polygraphy, libs, tmp_path):
@@ -139,11 +139,13 @@ def test_same_library_twice_registers_once(run_polygraphy, libs, tmp_path):
     [
         "missing_path",
         "empty_directory",
+        "directory_of_non_plugin_libraries",
         "not_a_library",
         "other_architecture",
         "no_entry_points",
         "no_logger_finder",
         "duplicate_creator",
+        "duplicate_static_creator",
         "unknown_version",
         "unknown_namespace",
         "several_missing",
@@ -158,7 +160,14 @@ def test_errors_are_one_line_and_write_nothing(run_polygraphy, libs, tmp_path, c
     elif case == "empty_directory":
         (tmp_path / "empty").mkdir()
         (tmp_path / "empty" / "notes.txt").write_text("x")
-        args, expected = [tmp_path / "empty"], ["contains no plugin libraries"]
+        args, expected = [tmp_path / "empty"], [f"plugin directory {tmp_path / 'empty'} contains no plugin libraries"]
+    elif case == "directory_of_non_plugin_libraries":
+        (tmp_path / "deps").mkdir()
+        os.symlink(libs["libpgx_no_entry_points.so"], tmp_path / "deps" / "libdep.so")
+        args, expected = [tmp_path / "deps"], [
+            f"plugin directory {tmp_path / 'deps'} contains no plugin libraries (*.so / *.so.*); what it has "
+            "(libdep.so) registers no plugin creators"
+        ]
     elif case == "not_a_library":
         (tmp_path / "libfake.so").write_text("INPUT(-lfoo)\n")
         args, expected = [tmp_path / "libfake.so"], ["libfake.so is not a shared library (not an ELF file)"]
@@ -175,6 +184,13 @@ def test_errors_are_one_line_and_write_nothing(run_polygraphy, libs, tmp_path, c
         args, expected = [third, libs["libpgx_thirdparty_copy.so"]], [
             f"{libs['libpgx_thirdparty_copy.so']} provides plugin creator PgxTestIdentity, which {third} already "
             "registered"
+        ]
+    elif case == "duplicate_static_creator":
+        # TensorRT itself accepts the second static registration of the same creator.
+        model = plugin_model(tmp_path / "st.onnx", STATIC)
+        args, expected = [libs["libpgx_static.so"], libs["libpgx_static_copy.so"]], [
+            f"{libs['libpgx_static_copy.so']} provides plugin creator PgxTestStaticIdentity version 1 namespace "
+            f"'pgx_test', which {libs['libpgx_static.so']} already registered; load only one library per creator"
         ]
     elif case == "unknown_version":
         model = plugin_model(tmp_path / "v2.onnx", ("PgxTestIdentity", {"plugin_version": "2", "plugin_namespace": "pgx_test"}))
@@ -332,6 +348,23 @@ def test_shipped_library_builds(run_polygraphy, plugin_library, tmp_path, plugin
     assert f"Loaded plugin library {plugin_library}" in output_of(proc)
 
 
+def test_shipped_name_mixes_with_paths_and_directories(run_polygraphy, libs, plugin_library, tmp_path):
+    plugin_dir = tmp_path / "plugins"
+    plugin_dir.mkdir()
+    os.symlink(libs["libpgx_other.so"], plugin_dir / "libpgx_other.so")
+    model = plugin_model(tmp_path / "m.onnx", IDENTITY, OTHER)
+    proc = run_polygraphy(
+        "convert", model, "-o", tmp_path / "m.engine", *CC,
+        "--plugins", libs["libpgx_thirdparty.so"], "polygraphy_ext", plugin_dir,
+    )
+    text = output_of(proc)
+    assert proc.returncode == 0, text
+    loaded = [line for line in text.splitlines() if line.startswith("[I] Loaded plugin library")]
+    assert [line.split()[4] for line in loaded] == [
+        str(libs["libpgx_thirdparty.so"]), str(plugin_library), str(plugin_dir / "libpgx_other.so")
+    ]
+
+
 def test_shipped_library_autoload_can_be_turned_off(run_polygraphy, plugin_library, tmp_path):
     model = layer_norm_model(tmp_path / "fused_plugin.onnx")
     engine = tmp_path / "model.engine"
@@ -356,3 +389,199 @@ def test_fused_model_compares_against_original_on_cpu(run_polygraphy, tmp_path):
     proc = run_polygraphy("run", fused, "--onnxrt", "--load-outputs", ref, "--atol", "1e-5", "--rtol", "1e-5")
     assert proc.returncode == 0, output_of(proc)
     assert "running polygraphy-ext plugin nodes through their CPU reference ops (LayerNorm x1)" in output_of(proc)
+
+
+def test_fuse_ln_plugin_output_compares_against_original_on_cpu(run_polygraphy, tmp_path):
+    """What `fuse-ln --target plugin --skip` writes runs on onnxruntime and matches the unfused model."""
+    original = HERE.parent / "passes" / "fuse_layernorm" / "fixtures" / "bert_block_opset14.onnx"
+    fused = tmp_path / "fused.onnx"
+    run_polygraphy("surgeon", "fuse-ln", original, "-o", fused, "--target", "plugin", "--skip", check=True)
+    inputs, ref = tmp_path / "inputs.json", tmp_path / "ref.json"
+    run_polygraphy("run", original, "--onnxrt", "--save-inputs", inputs, "--save-outputs", ref, check=True)
+    proc = run_polygraphy(
+        "run", fused, "--onnxrt", "--load-inputs", inputs, "--load-outputs", ref, "--atol", "1e-5", "--rtol", "1e-5"
+    )
+    assert proc.returncode == 0, output_of(proc)
+    assert "CPU reference ops (LayerNorm x1, SkipLayerNorm x2)" in output_of(proc)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# --gen-script output without --plugins, and failing
+
+
+def test_gen_script_auto_loads_the_shipped_library(run_polygraphy, plugin_library, tmp_path):
+    model = layer_norm_model(tmp_path / "fused_plugin.onnx")
+    (tmp_path / "sm89.py").write_text(SM89_CONFIG_SCRIPT)
+    engine, script = tmp_path / "m.engine", tmp_path / "script.py"
+    run_polygraphy(
+        "run", model, "--trt", "--trt-cpps", tmp_path / "sm89.py", "--save-engine", engine, "--gen-script", script,
+        check=True,
+    )
+    assert "LoadPluginLibraries(obj=" in script.read_text()
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    out = ran.stdout + ran.stderr
+    assert f"uses polygraphy-ext plugins: loading {plugin_library} automatically" in out, out
+    assert engine.stat().st_size > 0, out
+
+
+def test_gen_script_stops_on_a_missing_plugin_like_the_cli(run_polygraphy, tmp_path):
+    model = plugin_model(tmp_path / "m.onnx", IDENTITY)
+    script = tmp_path / "script.py"
+    run_polygraphy("run", model, "--trt", "--gen-script", script, check=True)
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    out = ran.stdout + ran.stderr
+    assert ran.returncode != 0
+    errors = [line for line in out.splitlines() if line.startswith("[!]")]
+    assert errors == [
+        f"[!] {model} needs TensorRT plugin(s) that are not registered: PgxTestIdentity version 1 namespace "
+        "'pgx_test' (node 'pgxtestidentity_0'; no loaded library provides it). Load the libraries that provide "
+        "them with --plugins."
+    ], out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Engines: a deserialization that fails for want of a plugin creator
+
+# TensorRT-RTX cannot deserialize on a machine without a GPU it supports (CPU, H200), so the runtime's own
+# plugin lookup cannot be reached in these tests. This stand-in for Polygraphy's EngineFromBytes does what the
+# runtime does for a plan's plugin layer: it asks the real registry for the creator (which logs TensorRT's own
+# error when it is missing), then fails the way EngineFromBytes does. Like EngineFromBytes it keeps its plan
+# source in `_serialized_engine`.
+SIMULATED_DESERIALIZATION = """
+import sys
+from polygraphy.exception import PolygraphyException
+from polygraphy.logger import G_LOGGER
+from polygraphy_ext.plugins import loader
+
+name, version, namespace, autoload = sys.argv[1:5]
+loader.load_libraries(sys.argv[5:])
+
+def build_plan():
+    print("PLAN BUILT")
+    return b"plan"
+
+class Deserialize:
+    def __init__(self):
+        self._serialized_engine = build_plan
+
+    def __call__(self):
+        assert self._serialized_engine == b"plan", "the plan is built before deserialization, once"
+        creator = loader._trt().get_plugin_registry().get_creator(name, version, namespace)
+        if creator is None:
+            G_LOGGER.critical("Could not deserialize engine. See log for details.")
+        return creator.name
+
+try:
+    engine = loader.ReportMissingEnginePlugins(Deserialize(), label="m.engine", autoload_shipped=autoload == "1")
+    print("ENGINE", engine())
+except PolygraphyException:
+    sys.exit(1)
+"""
+
+
+def _simulate(tmp_path, *args):
+    return subprocess.run(
+        [sys.executable, "-c", SIMULATED_DESERIALIZATION, *map(str, args)], capture_output=True, text=True,
+        cwd=tmp_path,
+    )
+
+
+def test_engine_missing_creator_is_named(libs, tmp_path):
+    proc = _simulate(tmp_path, "PgxTestIdentity", "1", "pgx_test", "1")
+    assert_clean_failure(
+        proc,
+        "m.engine could not be deserialized: it uses TensorRT plugin(s) that are not registered: PgxTestIdentity "
+        "version 1 namespace 'pgx_test' (no loaded library provides it). Load the libraries that provide them with "
+        "--plugins.",
+    )
+    assert "Cannot find plugin" not in output_of(proc)  # TensorRT's own line is replaced, not printed as well
+    # A library with the name under another namespace is pointed out.
+    proc = _simulate(tmp_path, "PgxTestIdentity", "1", "acme", "1", libs["libpgx_thirdparty.so"])
+    assert_clean_failure(
+        proc,
+        "PgxTestIdentity version 1 namespace 'acme' (registered only as version 1 namespace 'pgx_test' from "
+        f"{libs['libpgx_thirdparty.so']}",
+    )
+    # Loaded: the stand-in finds its creator and nothing is reported.
+    proc = _simulate(tmp_path, "PgxTestIdentity", "1", "pgx_test", "1", libs["libpgx_thirdparty.so"])
+    assert proc.returncode == 0 and "ENGINE PgxTestIdentity" in proc.stdout, output_of(proc)
+
+
+def test_engine_with_shipped_plugins_loads_the_library_and_retries(plugin_library, tmp_path):
+    proc = _simulate(tmp_path, "LayerNorm", "1", "polygraphy_ext", "1")
+    assert proc.returncode == 0, output_of(proc)
+    assert "ENGINE LayerNorm" in proc.stdout
+    assert proc.stdout.count("PLAN BUILT") == 1  # the retry deserializes the same plan, it does not rebuild
+    assert f"m.engine uses polygraphy-ext plugins: loading {plugin_library} automatically" in output_of(proc)
+
+    proc = _simulate(tmp_path, "LayerNorm", "1", "polygraphy_ext", "0")
+    assert_clean_failure(
+        proc, "LayerNorm version 1 namespace 'polygraphy_ext' (provided by polygraphy-ext's shipped library "
+        "(--plugins polygraphy_ext))"
+    )
+
+
+def test_engine_loading_is_wrapped_and_other_failures_pass_through(run_polygraphy, libs, tmp_path):
+    lib = libs["libpgx_thirdparty.so"]
+    model = plugin_model(tmp_path / "m.onnx", IDENTITY)
+    engine = tmp_path / "m.engine"
+    run_polygraphy("convert", model, "-o", engine, *CC, "--plugins", lib, check=True)
+    script = tmp_path / "script.py"
+    run_polygraphy("run", engine, "--trt", "--plugins", lib, "--gen-script", script, check=True)
+    assert f"ReportMissingEnginePlugins(deserialize_engine, label='{engine}')" in script.read_text()
+
+    proc = run_polygraphy("inspect", "model", engine, "--plugins", lib)
+    text = output_of(proc)
+    assert "Traceback" not in text and "could not be deserialized: it uses" not in text, text
+    if proc.returncode != 0:  # no GPU TensorRT-RTX runs on: TensorRT's own reason stays visible
+        assert [line for line in text.splitlines() if line.startswith("[!]")] == [
+            "[!] Could not deserialize engine. See log for details."
+        ], text
+        assert any(line.startswith("[E]") for line in text.splitlines()), text
+
+
+# ------------------------------------------------------------------------------------------------------------
+# TensorRT-RTX's parser abort, end to end
+
+
+def _rtx_wheel_copy_without_link(root: Path) -> Path:
+    """A tensorrt_rtx_libs package under ``root`` that links to the installed libraries but lacks the
+    unversioned libtensorrt_rtx.so, as the wheel ships it. Put ``root`` first on PYTHONPATH to use it."""
+    spec = importlib.util.find_spec("tensorrt_rtx_libs")
+    if os.environ.get("POLYGRAPHY_USE_TENSORRT_RTX") != "1" or spec is None:
+        pytest.skip("needs the TensorRT-RTX wheel")
+    installed = Path(list(spec.submodule_search_locations)[0])
+    package = root / "tensorrt_rtx_libs"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_bytes((installed / "__init__.py").read_bytes())
+    for lib in installed.glob("*.so.*"):
+        os.symlink(lib, package / lib.name)
+    return package
+
+
+def test_rtx_parser_abort_is_prevented(run_polygraphy, libs, tmp_path):
+    package = _rtx_wheel_copy_without_link(tmp_path / "site")
+    env = {"PYTHONPATH": str(tmp_path / "site"), "POLYGRAPHY_EXT_DISABLE_HOOK": "1"}
+    model = plugin_model(tmp_path / "m.onnx", IDENTITY)
+    lib = libs["libpgx_thirdparty.so"]
+    # The premise: parsing a plugin node with the creator registered aborts the process without the link.
+    plain = subprocess.run(
+        [sys.executable, "-c", (
+            "import tensorrt_rtx as trt\n"
+            "logger = trt.Logger(trt.Logger.ERROR)\n"
+            "builder = trt.Builder(logger)\n"
+            f"trt.get_plugin_registry().load_library({str(lib)!r})\n"
+            "parser = trt.OnnxParser(builder.create_network(0), logger)\n"
+            f"parser.parse(open({str(model)!r}, 'rb').read())\n"
+        )],
+        capture_output=True, text=True, env={**os.environ, **env},
+    )
+    if plain.returncode == 0:
+        pytest.skip("this TensorRT-RTX parser no longer aborts without libtensorrt_rtx.so")
+    assert plain.returncode < 0 or plain.returncode == 134, plain.stderr
+    assert not (package / "libtensorrt_rtx.so").exists()
+
+    del env["POLYGRAPHY_EXT_DISABLE_HOOK"]
+    proc = run_polygraphy("convert", model, "-o", tmp_path / "m.engine", *CC, "--plugins", lib, env=env)
+    assert proc.returncode == 0, output_of(proc)
+    assert os.readlink(package / "libtensorrt_rtx.so") == "libtensorrt_rtx.so.1"

@@ -12,8 +12,15 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from polygraphy_ext.plugins import elf, trt_env
-from polygraphy_ext.plugins.model_check import PluginKey, describe_missing, missing_plugins, plugin_uses
+from polygraphy_ext.plugins import elf, library, loader, trt_env
+from polygraphy_ext.plugins.model_check import (
+    PluginKey,
+    PluginUse,
+    describe_missing,
+    describe_plugins,
+    missing_plugins,
+    plugin_uses,
+)
 from polygraphy_ext.plugins.ort_reference import has_plugin_nodes, lower_plugin_nodes
 from polygraphy_ext.plugins.specs import plugin_spec
 
@@ -140,6 +147,84 @@ def test_describe_missing_is_one_line_with_providers_and_near_misses():
     assert "Ours version 1 namespace '' (node 'ours'; provided by the shipped library)" in text
 
 
+def test_describe_plugins_without_nodes_names_only_the_plugins():
+    text = describe_plugins([PluginUse(PluginKey("Foo", "1", "acme"))], {PluginKey("Foo", "2", "acme"): None}, {})
+    assert text == (
+        "Foo version 1 namespace 'acme' (registered only as version 2 namespace 'acme': fix the node's "
+        "plugin_version/plugin_namespace or load the right library)"
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Which files --plugins DIR looks at, and where the shipped library is looked for
+
+
+@pytest.mark.parametrize(
+    "name, is_library",
+    [
+        ("libfoo.so", True),
+        ("libfoo.so.10", True),
+        ("libfoo.so.10.3.1", True),
+        ("ld.so.cache", False),
+        ("libfoo.so.bak", False),
+        ("libfoo.so~", False),
+        ("foo.soa", False),
+        (".so", False),
+    ],
+)
+def test_directory_entries_named_like_libraries(name, is_library):
+    assert loader._is_library_name(Path(name)) is is_library
+
+
+def test_shipped_library_is_never_taken_from_the_script_directory(tmp_path, monkeypatch):
+    from polygraphy_ext.plugins.specs import library_spec
+
+    planted = tmp_path / "polygraphy_ext" / "lib" / library_spec().library_file
+    planted.parent.mkdir(parents=True)
+    planted.write_bytes(b"\x7fELF")
+    monkeypatch.syspath_prepend(str(tmp_path))  # where a script in tmp_path, or `python -c` there, puts it
+    monkeypatch.chdir(tmp_path)
+    found = library.shipped_library_path()
+    assert found is None or tmp_path not in found.parents
+
+
+# ------------------------------------------------------------------------------------------------------------
+# TensorRT's messages about plugin creators it could not find (engine deserialization)
+
+
+def test_missing_creators_are_read_from_tensorrt_messages():
+    messages = [
+        # TensorRT-RTX 1.7, as logged by IPluginRegistry::getCreator (the name carries the namespace)
+        "IPluginRegistry::getCreator: Error Code 4: API Usage Error (Cannot find plugin: PgxTestIdentitypgx_test, "
+        "version: 1, namespace:pgx_test. In getCreatorInternal at /_src/runtime/dispatch/pluginRegistry.cpp:398)",
+        "IPluginRegistry::getCreator: Error Code 4: API Usage Error (Cannot find plugin: Foo, version: 2, "
+        "namespace:. In getCreatorInternal at /_src/runtime/dispatch/pluginRegistry.cpp:398)",
+        "Cannot find plugin: Gelucom.acme, version: 1, namespace:com.acme.",
+        # TensorRT 8
+        "INVALID_ARGUMENT: getPluginCreator could not find plugin Prelu_TRT version 1",
+        "Cannot find plugin: Foo, version: 2, namespace:.",  # the same lookup again is named once
+    ]
+    keys, unnamed = loader.missing_creators_in_log(messages)
+    assert keys == [
+        PluginKey("PgxTestIdentity", "1", "pgx_test"),
+        PluginKey("Foo", "2", ""),
+        PluginKey("Gelu", "1", "com.acme"),
+        PluginKey("Prelu_TRT", "1", ""),
+    ]
+    assert not unnamed
+
+
+def test_unnamed_missing_creator_is_recognised():
+    keys, unnamed = loader.missing_creators_in_log(
+        [
+            "[pluginV2Runner.cpp::load::290] Error Code 1: Serialization (Serialization assertion creator failed."
+            "Cannot deserialize plugin since corresponding IPluginCreator not found in Plugin Registry)",
+        ]
+    )
+    assert keys == [] and unnamed
+    assert loader.missing_creators_in_log(["cudaError 35: CUDA driver version is insufficient"]) == ([], False)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # onnxruntime reference for our plugin nodes
 
@@ -218,3 +303,16 @@ def test_rtx_parser_link_is_created_or_the_fix_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(trt_env, "_rtx_libs_dir", lambda: tmp_path)
     link = trt_env.ensure_rtx_parser_library()
     assert link == tmp_path / "libtensorrt_rtx.so" and link.resolve() == tmp_path / "libtensorrt_rtx.so.1"
+
+
+def test_rtx_parser_link_made_by_another_process_meanwhile_is_fine(tmp_path, monkeypatch):
+    (tmp_path / "libtensorrt_rtx.so.1").write_bytes(b"")
+    monkeypatch.setattr(trt_env, "_rtx_libs_dir", lambda: tmp_path)
+    real_symlink = trt_env.os.symlink
+
+    def race(target, link):
+        real_symlink(target, link)  # the other process wins...
+        raise FileExistsError(17, "File exists")  # ...and ours finds the name taken
+
+    monkeypatch.setattr(trt_env.os, "symlink", race)
+    assert trt_env.ensure_rtx_parser_library() == tmp_path / "libtensorrt_rtx.so"

@@ -20,6 +20,8 @@ VARIANTS = {
     "libpgx_thirdparty_copy.so": [],  # same creator as libpgx_thirdparty.so: the duplicate-creator case
     "libpgx_other.so": ['-DPGX_TEST_PLUGIN_NAME="PgxTestOther"'],
     "libpgx_static.so": ['-DPGX_TEST_PLUGIN_NAME="PgxTestStaticIdentity"', "-DPGX_TEST_STATIC_REGISTRATION"],
+    # Same statically registered creator: TensorRT accepts the second registration, the loader must not.
+    "libpgx_static_copy.so": ['-DPGX_TEST_PLUGIN_NAME="PgxTestStaticIdentity"', "-DPGX_TEST_STATIC_REGISTRATION"],
     "libpgx_no_logger_finder.so": ["-DPGX_TEST_NO_LOGGER_FINDER"],
     "libpgx_no_entry_points.so": ["-DPGX_TEST_NO_ENTRY_POINTS"],
 }
@@ -48,6 +50,16 @@ def build(out_dir: Path, trt_library: Path) -> dict:
         return dict(pool.map(one, VARIANTS.items()))
 
 
+def loaded_trt_library():
+    """The TensorRT(-RTX) runtime library this process has mapped (import TensorRT first), or None."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split()[-1]
+            if "/libtensorrt_rtx.so." in path or "/libnvinfer.so." in path:
+                return Path(path)
+    return None
+
+
 def write_foreign_arch_library(path: Path, e_machine: int = 183) -> Path:
     """A minimal 64-bit little-endian ELF shared-object header for another CPU (default aarch64)."""
     header = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
@@ -59,6 +71,9 @@ def write_foreign_arch_library(path: Path, e_machine: int = 183) -> Path:
 if __name__ == "__main__":
     from polygraphy_ext.plugins import trt_env
 
-    trt_env.import_trt()
-    libs = trt_env._rtx_libs_dir()
-    print(build(Path(sys.argv[1]), sorted(libs.glob("libtensorrt_rtx.so.*"))[0]))
+    trt_env.import_trt()  # TensorRT, or TensorRT-RTX with POLYGRAPHY_USE_TENSORRT_RTX=1
+    trt_library = loaded_trt_library()
+    if trt_library is None:
+        sys.exit("cannot locate the TensorRT runtime library this process loaded")
+    for name, path in build(Path(sys.argv[1]), trt_library).items():
+        print(path)

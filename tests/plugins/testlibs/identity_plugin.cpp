@@ -1,5 +1,6 @@
 // A third-party-style TensorRT plugin library for the loader tests: one IPluginV3 creator whose plugin
-// copies its only input to its only output. Compiled by tests/plugins/testlibs.py with g++ in variants:
+// copies its only input to its only output. Compiled by build_testlibs.py (next to this file) with g++, in
+// variants:
 //
 //   PGX_TEST_PLUGIN_NAME          creator name (string literal), default "PgxTestIdentity"
 //   PGX_TEST_STATIC_REGISTRATION  register through REGISTER_TENSORRT_PLUGIN at dlopen time (links TensorRT)
