@@ -1,14 +1,18 @@
 """Sanity checks on a ranked profile, reported as one-line notes next to the table."""
 
+import re
+from itertools import takewhile
 from typing import List
 
-from polygraphy_ext.profile.families import DLA_TRANSFER, MYELIN
+from polygraphy_ext.profile.families import DLA_TRANSFER
 from polygraphy_ext.profile.ranking import Ranking
 
 # trtexec prints 6 significant digits; anything further apart than this is not rounding.
 _RELATIVE_TOLERANCE = 0.01
 _PERCENT_SUM_TOLERANCE = 0.5
 FOREIGN_NODE_DOMINANCE = 0.20
+# Engines with several optimization profiles list each profile's layers; all but the first carry this suffix.
+_OTHER_SHAPE_PROFILE = re.compile(r"\[profile \d+\]")
 
 
 def _first(names: List[str], limit: int = 3) -> str:
@@ -33,11 +37,11 @@ def sanity_notes(ranking: Ranking) -> List[str]:
     if profile.count is None:
         notes.append('no {"count": N} element: the iteration count is unknown, averages are taken as written')
     else:
+        count, tolerance = profile.count, _RELATIVE_TOLERANCE
         mismatched = [
             layer.name
             for layer in profile.layers
-            if abs(layer.time_ms - profile.count * layer.average_ms)
-            > _RELATIVE_TOLERANCE * max(layer.time_ms, 1e-6) + 1e-6
+            if abs(layer.time_ms - count * layer.average_ms) > tolerance * layer.time_ms + 1e-6
         ]
         if mismatched:
             notes.append(
@@ -59,13 +63,17 @@ def sanity_notes(ranking: Ranking) -> List[str]:
                 f"layers run on auxiliary streams {streams}: their times overlap, so shares are of the summed "
                 f"layer time, not of the wall time (build with --maxAuxStreams=0 for a serial profile)"
             )
-    dla = [row.layer.name for row in ranking.rows if row.family == DLA_TRANSFER or (row.info and row.info.on_dla)]
+    dla = [
+        row.layer.name for row in ranking.rows if row.rule.family == DLA_TRANSFER or (row.info and row.info.on_dla)
+    ]
     if dla:
         notes.append(
             f"{len(dla)} layer(s) run on or transfer to DLA: their times are what the GPU waited, and DLA work "
             f"overlaps GPU work"
         )
-    dominant = [row for row in ranking.rows if row.rule.id == "foreign-node" and row.share >= FOREIGN_NODE_DOMINANCE]
+    # Rows are slowest first: only the head can reach the threshold.
+    head = takewhile(lambda row: row.share >= FOREIGN_NODE_DOMINANCE, ranking.rows)
+    dominant = [row for row in head if row.rule.id == "foreign-node"]
     if dominant:
         shares = " + ".join(f"{row.share:.0%}" for row in dominant)
         notes.append(
@@ -89,4 +97,7 @@ def join_notes(ranking: Ranking) -> List[str]:
         note += f"; unmatched profile layers: {_first(join.unmatched_profile)}"
     if join.unmatched_info:
         note += f"; {len(join.unmatched_info)} layer-info entries matched no profile layer"
+        other_profiles = sum(1 for name in join.unmatched_info if _OTHER_SHAPE_PROFILE.search(name))
+        if other_profiles:
+            note += f" ({other_profiles} of them belong to other optimization profiles, '[profile N]')"
     return [note]

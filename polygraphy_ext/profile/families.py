@@ -110,9 +110,13 @@ def _myelin_kernel_family(name: str) -> Tuple[str, str]:
     return POINTWISE, "Myelin kernel fuses elementwise ops"
 
 
+# TensorRT joins the layers it fused with " + ", or (8.6+) with the \x1e / \x1f separators.
+FUSED_SEPARATOR = re.compile(r" \+ |[\x1e\x1f]")
+
+
 def _subject(name: str, layer_type: Optional[str]) -> _Subject:
     lower = name.lower()
-    pieces = [piece.rsplit("/", 1)[-1] for piece in lower.split(" + ")]
+    pieces = [piece.rsplit("/", 1)[-1] for piece in FUSED_SEPARATOR.split(lower)]
     ops = " ".join(pieces)
     return _Subject(full=lower, ops=ops, tokens=frozenset(_WORDS.findall(ops)), layer_type=(layer_type or "").lower())
 

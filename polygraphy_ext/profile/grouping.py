@@ -1,11 +1,10 @@
 """Add up ranked layers by a key: layer type, family, name prefix, tactic or precision."""
 
-import re
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Tuple
 
 from polygraphy_ext.profile.errors import ProfileError
-from polygraphy_ext.profile.families import FAMILY_TITLES, MYELIN, REFORMAT
+from polygraphy_ext.profile.families import FAMILY_TITLES, FUSED_SEPARATOR, MYELIN, REFORMAT
 from polygraphy_ext.profile.ranking import RankedLayer, Ranking
 
 GROUP_KEYS = ("type", "family", "prefix", "tactic", "precision")
@@ -40,20 +39,33 @@ def parse_group_by(spec: str) -> Tuple[str, int]:
     return key, int(depth)
 
 
-_PATH_SPLIT = re.compile(r"[/.]")
+_POINTWISE_WRAPPER = "PWN("
 
 
 def name_prefix(row: RankedLayer, depth: int) -> str:
     """The first ``depth`` components of the layer's module path (``/encoder/layer.0/attn/MatMul`` ->
     ``encoder/layer.0`` at depth 2). TensorRT-made layers have no path and are bucketed by family."""
     name = row.layer.name
-    if row.family in (MYELIN, REFORMAT) or name.startswith("__myl_"):
-        return f"({FAMILY_TITLES[row.family]})" if not name.startswith("__myl_") else "(Myelin kernels)"
-    first_piece = name.split(" + ", 1)[0].strip()
+    family = row.rule.family
+    if family in (MYELIN, REFORMAT) or name.startswith("__myl_"):
+        return f"({FAMILY_TITLES[family]})" if not name.startswith("__myl_") else "(Myelin kernels)"
+    first_piece = name.split(" + ", 1)[0]
+    if "\x1e" in first_piece or "\x1f" in first_piece:
+        first_piece = FUSED_SEPARATOR.split(first_piece, 1)[0]
+    if first_piece.startswith(_POINTWISE_WRAPPER):
+        # TensorRT's pointwise fusions, PWN(PWN(/a/Add, /a/Sqrt), /a/Div): the first operand names the module.
+        while first_piece.startswith(_POINTWISE_WRAPPER):
+            first_piece = first_piece[len(_POINTWISE_WRAPPER) :]
+        first_piece = first_piece.split(",", 1)[0].split(")", 1)[0]
+    first_piece = first_piece.strip()
     if first_piece.startswith("(Unnamed Layer*"):
         return "(unnamed layers)"
     separator = "/" if "/" in first_piece else "."
-    parts = [part for part in first_piece.split(separator) if part]
+    # Splitting off only the first depth components is what keeps 100,000 names fast; a doubled separator
+    # (an empty component) takes the careful way.
+    parts = first_piece.strip(separator).split(separator, depth)
+    if "" in parts:
+        parts = [part for part in first_piece.split(separator) if part]
     if len(parts) <= 1:
         return first_piece
     # The last component is the op itself, never part of the prefix.

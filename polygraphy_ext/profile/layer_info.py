@@ -10,7 +10,7 @@ from typing import List, Optional
 
 from polygraphy_ext.profile.errors import ProfileError
 from polygraphy_ext.profile.model import LayerInfo, LayerInfoFile, LayerInfoJoin, Profile
-from polygraphy_ext.profile.parse import DEFAULT_MAX_BYTES, read_text_file
+from polygraphy_ext.profile.parse import DEFAULT_MAX_BYTES, describe_json_value, read_text_file
 from polygraphy_ext.profile.trtexec_json import read_trtexec_json
 
 # Ordered: the first needle found in a "Format/Datatype" string names the precision.
@@ -31,8 +31,8 @@ _PRECISIONS = [
 _DLA_LOCATION = re.compile(r"dla", re.IGNORECASE)
 
 
-def precision_of(format_text: Optional[str]) -> Optional[str]:
-    if not format_text:
+def precision_of(format_text) -> Optional[str]:
+    if not isinstance(format_text, str):
         return None
     lower = format_text.lower()
     for needle, precision in _PRECISIONS:
@@ -46,9 +46,17 @@ def _tensors(entry: dict, key: str) -> list:
     return [tensor for tensor in value if isinstance(tensor, dict)] if isinstance(value, list) else []
 
 
+def _hashable(value):
+    # Signatures are dictionary keys in --diff; a malformed file may nest lists or objects anywhere.
+    if isinstance(value, list):
+        return tuple(map(_hashable, value))
+    if isinstance(value, dict):
+        return tuple(sorted((key, _hashable(item)) for key, item in value.items()))
+    return value
+
+
 def _tensor_signature(tensor: dict) -> tuple:
-    dims = tensor.get("Dimensions")
-    return (tuple(dims) if isinstance(dims, list) else dims, tensor.get("Format/Datatype"))
+    return (_hashable(tensor.get("Dimensions")), _hashable(tensor.get("Format/Datatype")))
 
 
 def _detailed_layer(entry: dict, index: int, source: str) -> LayerInfo:
@@ -90,7 +98,7 @@ def load_layer_info(path, max_bytes: int = DEFAULT_MAX_BYTES) -> LayerInfoFile:
     if not isinstance(layers, list):
         raise ProfileError(
             f'{source}: expected trtexec --exportLayerInfo output (an object with a "Layers" list), '
-            f"found {'an object without it' if isinstance(document, dict) else type(document).__name__}"
+            f"found {'an object without it' if isinstance(document, dict) else describe_json_value(document)}"
         )
     if not layers:
         raise ProfileError(f"{source}: the layer-info file lists no layers")

@@ -2,6 +2,7 @@
 
 import math
 import os
+import sys
 from typing import List, Optional
 
 from polygraphy_ext.profile.bulk import paused_gc
@@ -9,11 +10,12 @@ from polygraphy_ext.profile.errors import ProfileError
 from polygraphy_ext.profile.model import LayerTiming, Profile
 from polygraphy_ext.profile.trtexec_json import is_number, read_trtexec_json
 
-# A 100,000-layer profile is about 12 MB; 256 MiB is ~2 million layers. Above that the parsed records
-# alone would need several GiB, so a clear refusal beats an out-of-memory kill.
+# A 100,000-layer profile is 12-17 MB, so 256 MiB is 1.5-2 million layers. A run peaks at about 5 MiB of
+# memory per MB of file, 1.3 GiB at this limit; far beyond it, a clear refusal beats an out-of-memory kill.
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 _TIME_FIELDS = ("timeMs", "averageMs", "medianMs")
+_MAX_COUNT = 2**53
 
 
 def read_text_file(path, max_bytes: int = DEFAULT_MAX_BYTES, what: str = "profile") -> str:
@@ -59,7 +61,8 @@ def profile_from_documents(documents: List, source: str, run: Optional[int] = No
     for document in documents:
         if not isinstance(document, list):
             raise ProfileError(
-                f"{source}: expected a JSON array of layer records (trtexec --exportProfile), found {_kind(document)}"
+                f"{source}: expected a JSON array of layer records (trtexec --exportProfile), "
+                f"found {describe_json_value(document)}"
             )
     total = len(documents)
     if run is None:
@@ -79,7 +82,7 @@ def profile_from_documents(documents: List, source: str, run: Optional[int] = No
     )
 
 
-def _kind(value) -> str:
+def describe_json_value(value) -> str:
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list):
@@ -98,8 +101,10 @@ def _records(array: list, source: str):
     start = 0
     if array and isinstance(array[0], dict) and "count" in array[0] and "name" not in array[0]:
         count = array[0]["count"]
-        if not is_number(count) or count != count or count <= 0 or count != int(count):
-            raise ProfileError(f"{source}: the count element must be a positive integer, got {count!r}")
+        # Finite and below 2**53 first: int(inf) raises, and a larger count is no float any more.
+        if not (is_number(count) and 0 < count < _MAX_COUNT and count == int(count)):
+            shown = _short_number(count) if is_number(count) else repr(count)
+            raise ProfileError(f"{source}: the count element must be a positive integer (below 2**53), got {shown}")
         count = int(count)
         start = 1
     if len(array) <= start:
@@ -111,7 +116,9 @@ def _records(array: list, source: str):
 def _layers(array: list, start: int, count: Optional[int], source: str) -> List[LayerTiming]:
     # The hot loop of a 100,000-layer profile: the common case costs a few type tests and comparisons per
     # record; anything unusual goes to _reject(), which works out the precise message. NaN fails
-    # `0 <= value`, and `type(...) is int` keeps JSON true/false out.
+    # `0 <= value`, and `type(...) is float` keeps JSON true/false out. Integer times (trtexec writes a zero
+    # as "0") become floats: sorting a list of floats only is markedly faster, and later float arithmetic
+    # cannot overflow on a huge integer.
     iterations = count or 1
     inf = math.inf
     layers = []
@@ -129,28 +136,55 @@ def _layers(array: list, start: int, count: Optional[int], source: str) -> List[
         if time_ms is None:
             if average_ms is None:
                 _reject(record, index, source)
-        elif not ((type(time_ms) is float or type(time_ms) is int) and 0 <= time_ms < inf):
-            _reject(record, index, source)
-        if average_ms is not None and not ((type(average_ms) is float or type(average_ms) is int) and 0 <= average_ms < inf):
-            _reject(record, index, source)
-        if median_ms is not None and not ((type(median_ms) is float or type(median_ms) is int) and 0 <= median_ms < inf):
-            _reject(record, index, source)
+        else:
+            if type(time_ms) is not float:
+                time_ms = _int_to_float(time_ms, record, index, source)
+            if not 0 <= time_ms < inf:
+                _reject(record, index, source)
+        if average_ms is not None:
+            if type(average_ms) is not float:
+                average_ms = _int_to_float(average_ms, record, index, source)
+            if not 0 <= average_ms < inf:
+                _reject(record, index, source)
+        if median_ms is not None:
+            if type(median_ms) is not float:
+                median_ms = _int_to_float(median_ms, record, index, source)
+            if not 0 <= median_ms < inf:
+                _reject(record, index, source)
         if time_ms is None:
             time_ms = average_ms * iterations
         if average_ms is None:
             average_ms = time_ms / iterations
         percentage = record.get("percentage")
-        if not ((type(percentage) is float or type(percentage) is int) and -inf < percentage < inf):
-            # trtexec writes nan when the total time is zero; shares are recomputed anyway.
+        # Kept for the sum-to-100% check only (shares are recomputed): trtexec writes nan when the total time
+        # is zero, and anything but a finite number is dropped.
+        if type(percentage) is not float:
+            percentage = float(percentage) if type(percentage) is int and abs(percentage) < _MAX_COUNT else None
+        elif not -inf < percentage < inf:
             percentage = None
         append(LayerTiming(name, time_ms, average_ms, median_ms, percentage, index))
     return layers
 
 
+def _short_number(value) -> str:
+    if isinstance(value, int) and abs(value) >= 10**15:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _int_to_float(value, record, index: int, source: str) -> float:
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            pass
+    _reject(record, index, source)
+
+
 def _reject(record, index: int, source: str):
     where = f"{source}: record {index + 1}"
     if not isinstance(record, dict):
-        raise ProfileError(f'{where} is {_kind(record)}, expected an object with "name" and "timeMs"')
+        raise ProfileError(f'{where} is {describe_json_value(record)}, expected an object with "name" and "timeMs"')
     name = record.get("name")
     if not isinstance(name, str):
         raise ProfileError(f'{where} has no "name" string')
@@ -160,7 +194,9 @@ def _reject(record, index: int, source: str):
         if value is None:
             continue
         if not is_number(value):
-            raise ProfileError(f"{where}: {field} is {_kind(value)}, expected a number")
+            raise ProfileError(f"{where}: {field} is {describe_json_value(value)}, expected a number")
+        if isinstance(value, int) and abs(value) > sys.float_info.max:
+            raise ProfileError(f"{where}: {field} is too large ({_short_number(value)})")
         if math.isnan(value):
             raise ProfileError(f"{where}: {field} is NaN")
         if math.isinf(value):

@@ -31,16 +31,26 @@ class Ranking:
     join: Optional[LayerInfoJoin] = None
     notes: List[str] = field(default_factory=list)
 
+    def _timed_count(self) -> int:
+        # Rows are sorted by time, so the zero-time rows are a suffix: walk only over them.
+        count = len(self.rows)
+        while count and self.rows[count - 1].layer.time_ms == 0:
+            count -= 1
+        return count
+
     @property
     def timed_rows(self) -> List[RankedLayer]:
-        return [row for row in self.rows if row.layer.time_ms > 0]
+        return self.rows[: self._timed_count()]
 
     @property
     def zero_time_rows(self) -> List[RankedLayer]:
-        return [row for row in self.rows if row.layer.time_ms == 0]
+        return self.rows[self._timed_count() :]
 
     def layers_for_share(self, fraction: float = 0.9) -> int:
-        """How many of the slowest layers it takes to reach ``fraction`` of the total time."""
+        """How many of the slowest layers it takes to reach ``fraction`` of the total time (0 when no layer
+        took any time)."""
+        if self.total_ms <= 0:
+            return 0
         for row in self.rows:
             # A hair of tolerance so that shares that add up to 0.9 in decimal are not missed in binary.
             if row.cumulative >= fraction - 1e-12:

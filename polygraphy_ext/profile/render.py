@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import os
 from typing import List, Optional, Sequence
 
 from polygraphy_ext.profile.diff import ProfileDiff
@@ -28,6 +29,19 @@ def shorten_middle(name: str, width: int) -> str:
     return f"{name[:head]}…{name[-tail:]}"
 
 
+# TensorRT 8.6+ joins fused layer names with \x1e/\x1f; other control characters would garble a terminal.
+_PRINTABLE = {code: ("+" if code in (0x1E, 0x1F) else " ") for code in [*range(0x20), 0x7F]}
+
+
+def display_name(name: str, width: int) -> str:
+    """A layer name for table, markdown and plot output: control characters made visible, then shortened."""
+    return shorten_middle(name.translate(_PRINTABLE), width)
+
+
+def _layers(count: int) -> str:
+    return f"{count} layer" if count == 1 else f"{count} layers"
+
+
 def _ms(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -39,26 +53,33 @@ def _pct(value: Optional[float]) -> str:
     return f"{value * 100:.1f}%" if abs(value) >= 0.0005 else "0.0%"
 
 
+_ANSI = {"bold": "\x1b[1m", "red": "\x1b[31m", "yellow": "\x1b[33m", "green": "\x1b[32m"}
+_ANSI_RESET = "\x1b[0m"
+
+
+def color_enabled(stream, environ=os.environ) -> bool:
+    """Whether ``stream`` should get colors: ``FORCE_COLOR`` (anything but 0/false) forces them, a non-empty
+    ``NO_COLOR`` turns them off, otherwise only a terminal gets them (https://no-color.org)."""
+    force = environ.get("FORCE_COLOR")
+    if force is not None:
+        return force.strip().lower() not in ("0", "false")
+    if environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty())
+
+
 class _Painter:
-    """Colors through the ``colored`` package, which itself falls back to plain text when stdout is not a TTY
-    (and honours NO_COLOR / FORCE_COLOR)."""
+    """ANSI styles for the table format. Plain SGR codes, written here rather than through a color library,
+    so that whether output is colored depends only on :func:`color_enabled`, not on a library version."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
-        self._colored = None
-        if enabled:
-            try:
-                import colored
-
-                self._colored = colored
-            except ImportError:
-                self.enabled = False
 
     def __call__(self, text: str, color: Optional[str]) -> str:
         if not self.enabled or not color:
             return text
-        style = self._colored.attr("bold") if color == "bold" else self._colored.fore(color)
-        return self._colored.stylize(text, style)
+        return f"{_ANSI[color]}{text}{_ANSI_RESET}"
 
     def for_share(self, share: float) -> Optional[str]:
         return "red" if share >= _HOT_SHARE else ("yellow" if share >= _WARM_SHARE else None)
@@ -112,17 +133,21 @@ def _layer_cells(row: RankedLayer, explain: bool, name_width: int) -> List[str]:
     ]
     if explain:
         cells.append(row.rule.id)
-    cells.append(shorten_middle(row.layer.name, name_width))
+    cells.append(display_name(row.layer.name, name_width))
     return cells
 
 
 def summary_line(ranking: Ranking, fraction: float = 0.9) -> str:
     timed = len(ranking.timed_rows)
     zero = len(ranking.zero_time_rows)
+    if not timed:
+        return f"no layer took any time ({_layers(zero)} with zero time)"
     extra = f", {zero} with zero time" if zero else ""
+    needed = ranking.layers_for_share(fraction)
     return (
-        f"{ranking.layers_for_share(fraction)} layers make {fraction:.0%} of the time "
-        f"(of {timed} timed layers{extra}); total {ranking.total_average_ms:.4f} ms per iteration"
+        f"{_layers(needed)} {'makes' if needed == 1 else 'make'} {fraction:.0%} of the time "
+        f"(of {timed} timed {'layer' if timed == 1 else 'layers'}{extra}); "
+        f"total {ranking.total_average_ms:.4f} ms per iteration"
     )
 
 
@@ -160,11 +185,11 @@ def render_ranking(
     hidden = timed[len(shown) :]
     if hidden:
         hidden_share = sum(row.share for row in hidden)
-        rows.append(["…", _pct(hidden_share), "", "", "", ""] + ([""] if explain else []) + [f"({len(hidden)} more layers)"])
+        rows.append(["…", _pct(hidden_share), "", "", "", ""] + ([""] if explain else []) + [f"({len(hidden)} more {'layer' if len(hidden) == 1 else 'layers'})"])
         colors.append(None)
     zero = ranking.zero_time_rows
     if zero:
-        rows.append(["-", _pct(0.0), "", _ms(0.0), "", ""] + ([""] if explain else []) + [f"({len(zero)} layers with zero time)"])
+        rows.append(["-", _pct(0.0), "", _ms(0.0), "", ""] + ([""] if explain else []) + [f"({_layers(len(zero))} with zero time)"])
         colors.append(None)
     lines.append(_table(fmt, header, rows, right, paint, colors))
     lines += ["", summary_line(ranking)]
@@ -190,7 +215,13 @@ def _groups_table(fmt: str, groups: List[Group], top: int, paint, name_width: in
     right = [False, True, True, True, False]
     shown = groups[:top] if top else groups
     rows = [
-        [shorten_middle(g.key, name_width), str(g.layers), _pct(g.share), _ms(g.average_ms), shorten_middle(g.slowest, name_width)]
+        [
+            display_name(g.key, name_width),
+            str(g.layers),
+            _pct(g.share),
+            _ms(g.average_ms),
+            display_name(g.slowest, name_width),
+        ]
         for g in shown
     ]
     if len(groups) > len(shown):
@@ -308,7 +339,7 @@ def render_diff(
             _pct(diff.share_of_change(d.delta_ms)),
             d.matched_by,
             FAMILY_TITLES[d.family],
-            shorten_middle(d.name, name_width),
+            display_name(d.name, name_width),
         ]
         for d in shown
     ]

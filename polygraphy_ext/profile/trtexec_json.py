@@ -1,10 +1,11 @@
 """Reading the JSON that trtexec writes, including the ways it is not quite JSON.
 
 trtexec streams its profile with ``operator<<`` (see sampleReporting.cpp, ``exportJSONProfile``): one record
-per line, layer names written verbatim (a quote or backslash in a name makes the file invalid JSON), floats as
-``nan``/``inf`` when a total is zero, and nothing stops a user (or a script looping over runs) from appending
-several arrays to one file. Strict ``json`` is tried first because it is fast; the repair pass only runs on
-files that need it.
+per line, layer names written verbatim (a quote or backslash in a name makes the file invalid JSON; TensorRT
+8.6+ names can hold raw control characters such as the \\x1e separator), floats as ``nan``/``inf`` when a
+total is zero, and nothing stops a user (or a script looping over runs) from appending several arrays to one
+file. The standard ``json`` decoder is tried first because it is fast; the repair pass only runs on files
+that need it.
 """
 
 import json
@@ -14,7 +15,8 @@ from typing import List, Tuple
 
 from polygraphy_ext.profile.errors import ProfileError
 
-_DECODER = json.JSONDecoder()
+# strict=False: raw control characters inside strings are how trtexec writes such names, not corruption.
+_DECODER = json.JSONDecoder(strict=False)
 _WHITESPACE = re.compile(r"\s*")
 
 # Greedy on purpose: the name ends at the LAST `", "<time field>" :` on the line, so quotes inside it survive.
@@ -31,7 +33,11 @@ def split_documents(text: str, source: str) -> List:
         try:
             value, pos = _DECODER.raw_decode(text, pos)
         except json.JSONDecodeError as err:
-            raise ProfileError(f"{source}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})")
+            reason = err.msg[: -len(" at")] if err.msg.endswith(" at") else err.msg
+            raise ProfileError(f"{source}: not valid JSON ({reason} at line {err.lineno} column {err.colno})")
+        except ValueError:
+            # Python refuses to convert integers of more than 4300 digits (int_max_str_digits).
+            raise ProfileError(f"{source}: not a usable JSON file (it holds a number with thousands of digits)")
         documents.append(value)
         pos = _WHITESPACE.match(text, pos).end()
     return documents
@@ -42,9 +48,10 @@ def _repair_line(line: str) -> Tuple[str, bool]:
     if match is None:
         return _NON_FINITE.sub(_non_finite_token, line), False
     # The file failed strict parsing, so it is trtexec's raw output: every name is verbatim text.
-    escaped = json.dumps(match.group(2), ensure_ascii=False)[1:-1]
+    name = match.group(2)
+    escaped = json.dumps(name, ensure_ascii=False)[1:-1]
     rest = _NON_FINITE.sub(_non_finite_token, line[match.end() :])
-    return line[: match.start()] + match.group(1) + escaped + match.group(3) + rest, escaped != match.group(2)
+    return line[: match.start()] + match.group(1) + escaped + match.group(3) + rest, '"' in name or "\\" in name
 
 
 def _non_finite_token(match) -> str:
@@ -64,7 +71,8 @@ def read_trtexec_json(text: str, source: str) -> Tuple[List, int]:
 
     repaired_lines = []
     repaired = 0
-    for line in text.splitlines():
+    # Not splitlines(): it also splits at \x1c-\x1e and \x85, which trtexec leaves raw inside names.
+    for line in text.split("\n"):
         fixed, changed = _repair_line(line)
         repaired_lines.append(fixed)
         repaired += changed

@@ -15,6 +15,7 @@ from polygraphy_ext.profile.render import (
     DEFAULT_NAME_WIDTH,
     DEFAULT_TOP_FOR_TEXT,
     FORMATS,
+    color_enabled,
     render_diff,
     render_ranking,
     summary_line,
@@ -122,15 +123,15 @@ class RankProfile(Tool):
         fmt = args.format or _FORMAT_BY_EXTENSION.get(os.path.splitext(args.output or "")[1].lower(), "table")
         _check_options(args)
         if args.plot:
-            from polygraphy_ext.profile.plot import _pyplot
+            from polygraphy_ext.profile.plot import require_matplotlib
 
-            _pyplot()  # fail on a missing matplotlib before any work or any output
+            require_matplotlib()  # fail on a missing matplotlib before any work or any output
         max_bytes = int(args.max_file_mb * 1024 * 1024)
 
         after = analyze_profile(args.profile, args.layer_info, run=args.run, max_bytes=max_bytes)
         detailed = after.layer_info is not None and after.layer_info.detailed
         groups = group(after.ranking, args.group_by, detailed_info=detailed) if args.group_by else None
-        color = G_LOGGER.colors and args.output is None
+        color = bool(G_LOGGER.colors) and args.output is None and color_enabled(sys.stdout)
 
         if args.diff:
             before = analyze_profile(args.diff, args.diff_layer_info, run=args.diff_run, max_bytes=max_bytes)
@@ -162,9 +163,19 @@ class RankProfile(Tool):
             G_LOGGER.info(f"Saved {fmt} report to {args.output}")
             G_LOGGER.info(headline)
         else:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            _write_stdout(text)
         return 0
+
+
+def _write_stdout(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+    except UnicodeEncodeError:
+        # A terminal in a legacy encoding cannot show the ellipsis of shortened names (or some layer names):
+        # a replacement character keeps the columns aligned, where a traceback would show nothing.
+        encoding = sys.stdout.encoding or "ascii"
+        sys.stdout.write(text.encode(encoding, errors="replace").decode(encoding))
+    sys.stdout.flush()
 
 
 def _check_options(args):

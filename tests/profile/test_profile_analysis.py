@@ -8,6 +8,9 @@ from trtexec_format import Row, profile_text
 
 from polygraphy_ext.profile import ProfileError, analyze_profile, diff_profiles, group, load_layer_info, load_profile
 from polygraphy_ext.profile.diff import normalize_name
+from polygraphy_ext.profile.families import classify
+from polygraphy_ext.profile.grouping import name_prefix
+from polygraphy_ext.profile.render import summary_line
 from polygraphy_ext.profile.layer_info import join_layer_info, precision_of
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -58,6 +61,9 @@ def test_layer_info_that_matches_nothing_is_an_error(tmp_path):
         ('{"Layers": []}', "lists no layers"),
         ('{"Layers": ["a", {"Name": "b"}]}', "layer 2 is neither a name (layer_names_only) nor an object (detailed)"),
         ('{"Layers": [{"LayerType": "Shuffle"}]}', 'layer 1 has no "Name" string'),
+        ("5", 'an object with a "Layers" list), found a number'),
+        ('"Layers"', 'an object with a "Layers" list), found a string'),
+        ('{"Layers": {"Name": "a"}}', "found an object without it"),
     ],
 )
 def test_bad_layer_info(tmp_path, text, message):
@@ -97,7 +103,9 @@ def test_group_by_family_prefix_and_detailed_keys():
     assert sum(g.share for g in families.values()) == pytest.approx(1.0)
 
     prefixes = {g.key: g for g in group(result.ranking, "prefix:2")}
-    assert prefixes["encoder/layer.0"].layers == prefixes["encoder/layer.1"].layers
+    # 12 per block: the 4 GEMMs, the Q/DQ and the 8 unfused LayerNorm pieces, PWN(...)-wrapped ones included.
+    assert prefixes["encoder/layer.0"].layers == prefixes["encoder/layer.1"].layers == 12
+    assert not [key for key in prefixes if "PWN" in key]
     assert "(Myelin region)" in prefixes
     assert {g.key for g in group(result.ranking, "prefix:1")} >= {"encoder", "pooler", "embeddings"}
 
@@ -105,6 +113,34 @@ def test_group_by_family_prefix_and_detailed_keys():
     assert {"Myelin", "CaskGemmConvolution", "PointWiseV2", "Quantize"} <= types
     precisions = {g.key for g in group(result.ranking, "precision", detailed_info=True)}
     assert precisions == {"FP16", "INT8"}
+
+    tactics = {g.key: g for g in group(result.ranking, "tactic", detailed_info=True)}
+    gemm_tactic = "sm86_xmma_gemm_f16f16_f16f32_f32_nn_n_tilesize128x128x32_stage4"
+    assert set(tactics) == {gemm_tactic, "(none)"}
+    assert tactics[gemm_tactic].layers == 9  # make_fixtures.py gives it to every layer whose name has "MatMul"
+
+
+@pytest.mark.parametrize(
+    "name, depth, prefix",
+    [
+        ("/encoder/layer.0/attention/self/query/MatMul", 2, "encoder/layer.0"),
+        ("/encoder/layer.0/attention/self/query/MatMul", 9, "encoder/layer.0/attention/self/query"),
+        ("/encoder/layer.0/output/dense/MatMul + /encoder/layer.0/output/dense/Add", 3, "encoder/layer.0/output"),
+        ("PWN(/encoder/layer.1/output/LayerNorm/Sub)", 2, "encoder/layer.1"),
+        ("PWN(PWN(PWN(/enc/l.3/LN/Add, /enc/l.3/LN/Sqrt), /enc/l.3/LN/Div), PWN(/enc/l.3/LN/Mul))", 2, "enc/l.3"),
+        ("/blk/Conv\x1e/blk/Relu", 1, "blk"),
+        ("backbone.layer1.conv", 1, "backbone"),
+        ("(Unnamed Layer* 97) [Shuffle]", 2, "(unnamed layers)"),
+        ("PWN((Unnamed Layer* 9) [ElementWise])", 2, "(unnamed layers)"),
+        ("Tanh", 2, "Tanh"),
+        ("{ForeignNode[/a/MatMul.../a/Softmax]}", 2, "(Myelin region)"),
+        ("__myl_MulAddErfMulMul_myl0_7", 2, "(Myelin kernels)"),
+    ],
+)
+def test_name_prefix(tmp_path, name, depth, prefix):
+    path = tmp_path / "p.json"
+    path.write_text(profile_text([Row(name, 1.0)], count=1))
+    assert name_prefix(analyze_profile(path).ranking.rows[0], depth) == prefix
 
 
 def test_group_by_needs_detailed_info_and_valid_key():
@@ -142,6 +178,43 @@ def test_percentage_sum_and_aux_stream_notes(tmp_path):
     assert "auxiliary streams [1]" in notes
 
 
+def test_all_zero_profile_ranks_nothing(tmp_path):
+    path = tmp_path / "zero.json"
+    path.write_text(profile_text([Row("a", 0.0), Row("b", 0.0)], count=5))
+    result = analyze_profile(path)
+    assert result.ranking.layers_for_share(0.9) == 0
+    assert summary_line(result.ranking) == "no layer took any time (2 layers with zero time)"
+    assert "every layer has zero time: nothing to rank" in result.notes
+
+
+def test_summary_line_counts_in_the_singular(tmp_path):
+    path = tmp_path / "one.json"
+    path.write_text(profile_text([Row("big", 1.0), Row("small", 0.01), Row("idle", 0.0)], count=1))
+    assert summary_line(analyze_profile(path).ranking) == (
+        "1 layer makes 90% of the time (of 2 timed layers, 1 with zero time); total 1.0100 ms per iteration"
+    )
+
+
+def test_dla_layers_from_layer_info_and_other_shape_profiles(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(profile_text([Row("conv", 1.0), Row("head", 0.2)], count=1))
+    info = tmp_path / "l.json"
+    info.write_text(json.dumps({"Layers": [
+        {"Name": "conv", "LayerType": "DLA", "Inputs": [], "Outputs": []},
+        {"Name": "head", "LayerType": "CaskConvolution", "Inputs": [], "Outputs": []},
+        {"Name": "conv [profile 1]", "LayerType": "DLA", "Inputs": [], "Outputs": []},
+    ]}))
+    notes = " | ".join(analyze_profile(path, info).notes)
+    assert "1 layer(s) run on or transfer to DLA" in notes
+    assert "1 layer-info entries matched no profile layer (1 of them belong to other optimization profiles" in notes
+
+
+def test_layers_fused_with_control_separators_are_classified_by_their_pieces():
+    # TensorRT 8.6+ may join fused layer names with \x1e instead of " + ".
+    assert classify("/blk/Conv\x1e/blk/Relu").family == "gemm/conv"
+    assert classify("/blk/Conv\x1e/blk/Relu").id == "gemm-conv-op"
+
+
 def test_diff_matches_by_name_normalized_name_and_signature():
     before = analyze_profile(FIXTURES / "bert_before.json", FIXTURES / "bert_before.layers.json")
     after = analyze_profile(FIXTURES / "bert_after.json", FIXTURES / "bert_after.layers.json")
@@ -170,7 +243,13 @@ def test_diff_verdict_slower_and_same(tmp_path):
     fast.write_text(profile_text([Row("conv", 1.0), Row("relu", 0.1)]))
     slow.write_text(profile_text([Row("conv", 1.5), Row("relu", 0.1)]))
     fast_r, slow_r = analyze_profile(fast).ranking, analyze_profile(slow).ranking
-    assert diff_profiles(fast_r, slow_r).verdict().startswith("after is 1.45x slower")
+    diff = diff_profiles(fast_r, slow_r)
+    assert diff.verdict().startswith("after is 1.45x slower")
+    conv = next(d for d in diff.layers if d.name == "conv")
+    assert (conv.delta_ms, conv.ratio) == (pytest.approx(0.5), pytest.approx(1.5))
+    assert diff.share_of_change(conv.delta_ms) == pytest.approx(1.0)
+    relu = next(d for d in diff.layers if d.name == "relu")
+    assert relu.ratio == pytest.approx(1.0) and diff.layers[0] is conv  # largest change first
     assert diff_profiles(fast_r, fast_r).verdict().startswith("after is as fast as before")
 
 

@@ -3,12 +3,19 @@
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from polygraphy_ext.profile.render import color_enabled
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ANSI_ESCAPE = "\x1b["
+ANSI_RED = "\x1b[31m"
+POLYGRAPHY = Path(sys.executable).parent / "polygraphy"
 
 
 def rank_profile(run_polygraphy, *args, env=None):
@@ -34,6 +41,61 @@ def test_table_to_stdout(run_polygraphy):
     assert ANSI_ESCAPE not in out  # not a TTY: plain text
     first_row = next(line for line in out.splitlines() if line.lstrip().startswith("1 "))
     assert "24.8%" in first_row and "Myelin region" in first_row and "…" in first_row
+
+
+def _on_a_terminal(*args, **env):
+    """Run rank-profile with stdout and stderr on a pseudo-terminal; returns (exit status, what it showed)."""
+    import pty
+
+    full_env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR")}
+    full_env.update(env)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [str(POLYGRAPHY), "rank-profile", *map(str, args)],
+        stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env=full_env,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return proc.wait(timeout=300), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_colors_on_a_terminal_and_not_with_no_color():
+    status, shown = _on_a_terminal(FIXTURES / "bert_before.json", "--top", "3")
+    assert status == 0, shown
+    first_row = next(line for line in shown.splitlines() if "24.8%" in line)
+    assert first_row.startswith(ANSI_RED)  # >= 10% of the time
+    status, shown = _on_a_terminal(FIXTURES / "bert_before.json", "--top", "3", NO_COLOR="1")
+    assert status == 0 and "24.8%" in shown and ANSI_ESCAPE not in shown
+
+
+@pytest.mark.parametrize(
+    "environ, tty, expected",
+    [
+        ({}, True, True),
+        ({}, False, False),
+        ({"NO_COLOR": "1"}, True, False),
+        ({"NO_COLOR": ""}, True, True),  # no-color.org: only a non-empty value counts
+        ({"FORCE_COLOR": "1"}, False, True),
+        ({"FORCE_COLOR": ""}, False, True),
+        ({"FORCE_COLOR": "0"}, True, False),
+        ({"FORCE_COLOR": "1", "NO_COLOR": "1"}, False, True),
+    ],
+)
+def test_color_decision(environ, tty, expected):
+    class Stream:
+        def isatty(self):
+            return tty
+
+    assert color_enabled(Stream(), environ) is expected
 
 
 def test_color_when_forced(run_polygraphy):
@@ -77,7 +139,7 @@ def test_group_by_csv_holds_groups(run_polygraphy):
     proc = rank_profile(run_polygraphy, FIXTURES / "bert_before.json", "--group-by", "prefix:2", "--format", "csv")
     assert proc.returncode == 0, proc.stderr
     groups = {row["group"]: row for row in csv.DictReader(io.StringIO(proc.stdout))}
-    assert groups["encoder/layer.0"]["layers"] == groups["encoder/layer.1"]["layers"]
+    assert groups["encoder/layer.0"]["layers"] == groups["encoder/layer.1"]["layers"] == "12"
 
 
 def test_run_selects_a_concatenated_profile(run_polygraphy):
@@ -99,12 +161,115 @@ def test_diff(run_polygraphy):
     assert "Matched 15 by name, 1 by normalized name, 1 by layer-info signature; 4 added" in proc.stdout
 
 
+def test_diff_as_json_and_csv(run_polygraphy, tmp_path):
+    args = [FIXTURES / "bert_after.json", "--layer-info", FIXTURES / "bert_after.layers.json",
+            "--diff", FIXTURES / "bert_before.json", "--diff-layer-info", FIXTURES / "bert_before.layers.json"]
+    out_json = tmp_path / "diff.json"
+    proc = rank_profile(run_polygraphy, *args, "-o", out_json)
+    assert proc.returncode == 0, proc.stderr
+    assert "after is 1.12x faster" in proc.stdout  # the verdict is logged next to "Saved json report"
+    data = json.loads(out_json.read_text())
+    assert data["speedup"] == pytest.approx(3.838 / 3.414)
+    assert data["matched_by"] == {"name": 15, "normalized": 1, "signature": 1, "added": 4, "removed": 16}
+    renamed = next(d for d in data["layers"] if d["matched_by"] == "normalized")
+    assert (renamed["before_name"], renamed["name"], renamed["ratio"]) == (
+        "/pooler/dense/Gemm_12", "/pooler/dense/Gemm_13", pytest.approx(1.0))
+    layernorm = next(f for f in data["families"] if f["family"] == "layernorm")
+    assert (layernorm["delta_ms"], layernorm["share_of_change"]) == (pytest.approx(-0.424), pytest.approx(1.0))
+
+    proc = rank_profile(run_polygraphy, *args, "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert len(rows) == 15 + 1 + 1 + 4 + 16
+    removed = [row for row in rows if row["matched_by"] == "removed"]
+    assert len(removed) == 16 and all(row["after_ms"] == "0.0" and row["ratio"] == "0.0" for row in removed)
+
+
+def test_diff_run_picks_the_before_run(run_polygraphy):
+    proc = rank_profile(run_polygraphy, FIXTURES / "concatenated_runs.json", "--diff",
+                        FIXTURES / "concatenated_runs.json", "--diff-run", "1", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    # Run 1 was edited to 9.99 ms for its first layer; the last run has 0.182 ms.
+    first = next(d for d in data["layers"] if d["name"].startswith("(Unnamed Layer* 0)"))
+    assert (first["before_ms"], first["after_ms"]) == (pytest.approx(9.99), pytest.approx(0.182))
+    assert any("before: the file holds 3 profile runs; ranked run 1" in note for note in data["notes"])
+
+
+def test_legacy_terminal_encoding_gets_replacement_characters_not_a_traceback(run_polygraphy):
+    proc = rank_profile(run_polygraphy, FIXTURES / "bert_before.json", "--top", "2", env={"PYTHONIOENCODING": "ascii"})
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    first_row = next(line for line in proc.stdout.splitlines() if line.lstrip().startswith("1 "))
+    assert "{ForeignNode[/encoder/layer.0?yer.0/attention/self/Softmax]}" in first_row
+
+
+def test_control_characters_in_names_are_shown_visibly(run_polygraphy, tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text('[\n  { "count" : 1 }\n, { "name" : "/a/Conv\x1e/a/Relu", "timeMs" : 2, "averageMs" : 2 }\n]\n')
+    proc = rank_profile(run_polygraphy, path)
+    assert proc.returncode == 0, proc.stderr
+    assert "/a/Conv+/a/Relu" in proc.stdout and "\x1e" not in proc.stdout
+    out = tmp_path / "p.out.json"
+    assert rank_profile(run_polygraphy, path, "-o", out).returncode == 0
+    assert json.loads(out.read_text())["layers"][0]["name"] == "/a/Conv\x1e/a/Relu"  # exact in json
+
+
 def test_plot_writes_a_png(run_polygraphy, tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "profile.png"
     proc = rank_profile(run_polygraphy, FIXTURES / "bert_before.json", "--plot", png)
     assert proc.returncode == 0, proc.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"Saved plot to {png}" in proc.stdout
+
+
+def _bar_chart(axis):
+    labels = [label.get_text() for label in axis.get_yticklabels()]
+    return dict(zip(labels, (bar.get_width() for bar in axis.patches)))
+
+
+def test_plot_shows_the_top_layers_and_every_family():
+    pytest.importorskip("matplotlib")
+    from polygraphy_ext.profile import analyze_profile, group
+    from polygraphy_ext.profile.plot import build_figure
+
+    ranking = analyze_profile(FIXTURES / "bert_before.json").ranking
+    figure = build_figure(ranking, top=5, name_width=200)
+    try:
+        layers_axis, family_axis = figure.axes
+        layers = _bar_chart(layers_axis)
+        assert list(layers) == [f"{row.rank}. {row.layer.name}" for row in ranking.rows[:5]]
+        assert list(layers.values()) == pytest.approx([row.share * 100 for row in ranking.rows[:5]])
+        families = _bar_chart(family_axis)
+        assert families == pytest.approx({g.key: g.share * 100 for g in group(ranking, "family")})
+        assert list(families)[0] == "Myelin region"
+    finally:
+        import matplotlib.pyplot
+
+        matplotlib.pyplot.close(figure)
+
+
+def test_plot_keeps_layers_whose_shortened_names_collide(tmp_path):
+    pytest.importorskip("matplotlib")
+    from trtexec_format import Row, profile_text
+
+    from polygraphy_ext.profile import analyze_profile
+    from polygraphy_ext.profile.plot import build_figure
+
+    # Equal once shortened in the middle: they must still be two bars, not one stacked category.
+    names = ["/model/" + "a" * 80 + "/block0/" + "z" * 80, "/model/" + "a" * 80 + "/block1/" + "z" * 80]
+    path = tmp_path / "p.json"
+    path.write_text(profile_text([Row(names[0], 2.0), Row(names[1], 1.0)], count=1))
+    figure = build_figure(analyze_profile(path).ranking, name_width=30)
+    try:
+        layers_axis = figure.axes[0]
+        assert len(layers_axis.patches) == 2
+        assert [tick for tick in layers_axis.get_yticks()] == [0, 1]
+    finally:
+        import matplotlib.pyplot
+
+        matplotlib.pyplot.close(figure)
 
 
 def test_plot_without_matplotlib_is_a_clear_error(run_polygraphy, tmp_path):

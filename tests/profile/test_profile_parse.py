@@ -1,6 +1,8 @@
 """Reading every profile variant trtexec writes, and refusing bad input with one precise message."""
 
 import math
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,24 @@ def test_backslash_that_happens_to_be_a_json_escape_is_still_verbatim(tmp_path):
     assert load_profile(path).layers[0].name == "net\\bias"
 
 
+def test_raw_control_characters_in_names_are_kept(tmp_path):
+    # TensorRT 8.6+ joins fused names with \x1e; trtexec writes it raw, which strict JSON forbids.
+    names = ["/a/Conv\x1e/a/Relu", "tab\there", "\x1f/b/MatMul"]
+    path = write(tmp_path, profile_text([Row(name, 1.0) for name in names], count=3))
+    profile = load_profile(path)
+    assert [layer.name for layer in profile.layers] == names
+    assert profile.repaired_names == 0
+
+
+def test_control_characters_survive_the_repair_pass(tmp_path):
+    # A quote elsewhere forces the line-by-line repair, which must not split lines at \x1e (splitlines does).
+    names = ['/q/"x"/Conv', "/a/Conv\x1e/a/Relu", "/b/Add\x85/b/Mul"]
+    path = write(tmp_path, profile_text([Row(name, 1.0) for name in names], count=3))
+    profile = load_profile(path)
+    assert [layer.name for layer in profile.layers] == names
+    assert profile.repaired_names == 1
+
+
 def test_concatenated_runs_default_to_the_last_and_run_picks_one():
     last = load_profile(FIXTURES / "concatenated_runs.json")
     assert (last.run_index, last.run_total, last.count) == (3, 3, 30)
@@ -71,6 +91,14 @@ def test_nan_percentage_from_an_all_zero_profile_is_tolerated(tmp_path):
     assert "nan" in path.read_text()
     profile = load_profile(path)
     assert [layer.percentage for layer in profile.layers] == [None, None]
+
+
+def test_integer_times_are_read_as_floats(tmp_path):
+    # trtexec prints a zero as "0"; one numeric type keeps sorting fast and arithmetic overflow-free.
+    path = write(tmp_path, '[{"count": 2}, {"name": "a", "timeMs": 0, "averageMs": 0, "medianMs": 0, "percentage": 0},'
+                           ' {"name": "b", "timeMs": 4, "averageMs": 2, "medianMs": 2, "percentage": 100}]')
+    for layer in load_profile(path).layers:
+        assert all(type(value) is float for value in (layer.time_ms, layer.average_ms, layer.median_ms, layer.percentage))
 
 
 def test_average_only_records_derive_the_total_from_count(tmp_path):
@@ -97,6 +125,13 @@ def test_average_only_records_derive_the_total_from_count(tmp_path):
         ('[{"count": 3}, {"name": "a", "timeMs": "1.0"}]', "record 1 ('a'): timeMs is a string, expected a number"),
         ('[{"count": 3}, {"name": "a", "timeMs": 1}, {"name": "b", "timeMs": 1, "medianMs": Infinity}]',
          "record 2 ('b'): medianMs is infinite"),
+        ('[{"count": 3}, {"name": "a", "timeMs": true}]', "record 1 ('a'): timeMs is a boolean, expected a number"),
+        ('[{"count": 3}, {"name": "a", "timeMs": 1' + "0" * 400 + "}]",
+         "record 1 ('a'): timeMs is too large (an integer of 401 digits)"),
+        ('[{"count": 3}, {"name": "a", "timeMs": 1' + "0" * 5000 + "}]", "holds a number with thousands of digits"),
+        ('[{"count": Infinity}, {"name": "a", "timeMs": 1}]', "count element must be a positive integer (below 2**53), got inf"),
+        ('[{"count": 2.5}, {"name": "a", "timeMs": 1}]', "count element must be a positive integer (below 2**53), got 2.5"),
+        ('[{"count": 1' + "0" * 400 + '}, {"name": "a", "timeMs": 1}]', "got an integer of 401 digits"),
     ],
 )
 def test_bad_profiles_give_one_line_errors(tmp_path, text, message):
@@ -125,6 +160,30 @@ def test_size_limit_refuses_before_reading(tmp_path):
     with pytest.raises(ProfileError, match="larger than the 100 bytes limit"):
         load_profile(path, max_bytes=100)
     assert load_profile(path, max_bytes=path.stat().st_size).layers
+
+
+def test_a_pipe_is_read_no_further_than_the_limit(tmp_path):
+    # A FIFO reports size 0, so only the capped read protects against an endless or huge stream.
+    fifo = tmp_path / "profile.fifo"
+    os.mkfifo(fifo)
+    written = []
+
+    def feed():
+        try:
+            with open(fifo, "w") as stream:
+                stream.write(profile_text([Row(f"layer{i}", 1.0) for i in range(200)], count=2))
+                written.append(True)
+        except BrokenPipeError:
+            written.append(False)  # the reader stopped early, as it should
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        with pytest.raises(ProfileError, match="more than 1000 bytes of data, the limit for a profile"):
+            load_profile(fifo, max_bytes=1000)
+    finally:
+        writer.join(timeout=30)
+    assert written  # the writer finished (no deadlock)
 
 
 def test_a_sparse_gigabyte_file_is_refused_without_reading_it(tmp_path):
