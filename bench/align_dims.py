@@ -126,7 +126,7 @@ def bench_ffn_block(torch, device, smoke, iters, repeats):
 
 
 def _ffn_stack(layers, hidden=64, inner=191):
-    """``layers`` post-LN FFN blocks with an odd inner width: 8 nodes per layer, one padding per layer."""
+    """``layers`` post-LN FFN blocks with an odd inner width: 7 nodes per layer, one padding per layer."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)

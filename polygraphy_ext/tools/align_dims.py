@@ -3,6 +3,7 @@
 import json
 import os
 
+from polygraphy.exception import PolygraphyException
 from polygraphy.logger import G_LOGGER
 from polygraphy.tools.args import ModelArgs, OnnxInferShapesArgs, OnnxLoadArgs, OnnxSaveArgs
 from polygraphy.tools.surgeon.subtool.base import BaseSurgeonSubtool
@@ -83,29 +84,70 @@ class AlignDims(BaseSurgeonSubtool):
         if not args.max_overhead >= 0:
             user_error(f"--max-overhead must be a percentage >= 0, got {args.max_overhead}")
         model_path = self.arg_groups[ModelArgs].path
-        if not os.path.isfile(model_path):
+        if not os.path.exists(model_path):
             user_error(f"Model file not found: {model_path}")
+        if not os.path.isfile(model_path):
+            user_error(f"Model path is not a file: {model_path}")
         out_path = self.arg_groups[OnnxSaveArgs].path
-        if out_path and os.path.exists(out_path) and os.path.samefile(model_path, out_path):
+        _check_destination(out_path, "-o/--output")
+        if os.path.exists(out_path) and os.path.samefile(model_path, out_path):
             user_error(f"-o/--output must differ from the input model ({model_path}): inputs are never overwritten")
+        if args.report:
+            _check_destination(args.report, "--report")
+            if _same_path(args.report, model_path) or _same_path(args.report, out_path):
+                user_error(f"--report ({args.report}) must differ from the input and the output model")
 
         try:
             model = super().load_model(log_model=False)
         except Exception as err:
             user_error(f"Could not load ONNX model {model_path}: {_one_line(err)}")
+        if not model.HasField("graph"):
+            # An empty file parses as an empty ModelProto.
+            user_error(f"Could not load ONNX model {model_path}: it holds no graph")
 
-        from polygraphy_ext.passes.dim_alignment.loader import AlignDims as AlignDimsLoader  # heavy: only when run
+        # Heavy imports: only when run (every polygraphy command builds this subtool's parser).
+        from onnx_graphsurgeon.logger import G_LOGGER as GS_LOGGER
+
+        from polygraphy_ext.passes.dim_alignment.loader import AlignDims as AlignDimsLoader
 
         loader = AlignDimsLoader(model, multiple=multiple, max_overhead=args.max_overhead)
-        aligned = loader()
+        # onnx-graphsurgeon prints its errors before raising them; ours below is the one line the user gets.
+        with GS_LOGGER.suppress(GS_LOGGER.CRITICAL + 1):
+            try:
+                aligned = loader()
+            except PolygraphyException:
+                raise
+            except Exception as err:
+                # A graph the pass cannot process (a cycle, a duplicate tensor name, ...): say so, write nothing.
+                user_error(f"align-dims could not process {model_path}: {_one_line(err)}")
         report = loader.report
         G_LOGGER.info(report.summary())
 
+        if aligned is not model:
+            _check_structure(model, aligned)
         if args.check:
             self._check(model, aligned)
-        save_onnx_atomically(self.arg_groups[OnnxSaveArgs], aligned)
+        self._write(args, aligned, report, out_path)
+
+    def _write(self, args, aligned, report, out_path):
+        """The report first (one small file), then the model; a report this run created goes again if the model
+        cannot be written, so a failed run leaves neither (the model write cleans up its own external data)."""
+        report_created = False
         if args.report:
-            write_text_atomically(args.report, json.dumps(report.to_dict(), indent=2) + "\n")
+            report_created = not os.path.exists(args.report)
+            try:
+                write_text_atomically(args.report, json.dumps(report.to_dict(), indent=2) + "\n")
+            except OSError as err:
+                user_error(f"Could not write the report {args.report}: {_one_line(err)}")
+        try:
+            save_onnx_atomically(self.arg_groups[OnnxSaveArgs], aligned)
+        except Exception as err:
+            if report_created:
+                os.remove(args.report)
+            if isinstance(err, PolygraphyException):
+                raise
+            user_error(f"Could not write {out_path}: {_one_line(err)}")
+        if args.report:
             G_LOGGER.info(f"Wrote report to {args.report}")
 
     @staticmethod
@@ -121,6 +163,42 @@ class AlignDims(BaseSurgeonSubtool):
         if not numeric.ok:
             user_error(f"--check failed, nothing written: the aligned model differs from the original: {numeric.summary()}")
         G_LOGGER.info(f"--check: {numeric.summary()}")
+
+
+def _check_destination(path, option):
+    if os.path.isdir(path):
+        user_error(f"{option} must be a file path, got the directory {path}")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        user_error(f"{option} cannot be created: {parent} is not a directory")
+
+
+def _same_path(a, b) -> bool:
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _check_structure(model, aligned):
+    """The aligned model must pass onnx.checker whenever the input does: anything else is a bug of the pass."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(aligned)
+        return
+    except onnx.checker.ValidationError as err:
+        failure = err
+    except ValueError as err:  # > 2 GB in memory: the checker wants a path, and the model is not written yet
+        G_LOGGER.verbose(f"onnx.checker skipped: {_one_line(err)}")
+        return
+    try:
+        onnx.checker.check_model(model)
+    except Exception:
+        G_LOGGER.warning("The input model does not pass onnx.checker either; writing the aligned model anyway")
+        return
+    user_error(f"Internal error, nothing written: the aligned model fails onnx.checker: {_one_line(failure)}")
 
 
 def _one_line(err: Exception) -> str:

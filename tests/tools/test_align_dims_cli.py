@@ -82,6 +82,18 @@ def _custom_op_model():
     return model
 
 
+def _cyclic_model():
+    b = graphs.ModelBuilder(14)
+    x = b.input("x", ["batch", 13])
+    b.nodes.append(onnx.helper.make_node("MatMul", ["looped", b.weight(13, 13)], ["y"]))
+    b.nodes.append(onnx.helper.make_node("Add", ["y", x], ["looped"]))
+    return onnx.helper.make_model(
+        onnx.helper.make_graph(b.nodes, "cycle", b.inputs, [onnx.helper.make_tensor_value_info("y", 1, ["batch", 13])],
+                               b.inits),
+        opset_imports=[onnx.helper.make_opsetid("", 17)],
+    )
+
+
 def test_check_rejects_a_differing_model():
     from polygraphy.exception import PolygraphyException
 
@@ -109,6 +121,13 @@ def test_check_rejects_a_differing_model():
         ("bad-precision", "unknown precision 'fp64'"),
         ("negative-overhead", "--max-overhead must be a percentage >= 0"),
         ("check-cannot-run", "--check could not run the model in onnxruntime"),
+        ("empty-file", "it holds no graph"),
+        ("model-is-directory", "Model path is not a file"),
+        ("output-is-directory", "-o/--output must be a file path, got the directory"),
+        ("output-under-a-file", "-o/--output cannot be created"),
+        ("report-is-directory", "--report must be a file path, got the directory"),
+        ("report-is-output", "--report (" ),
+        ("cyclic-graph", "align-dims could not process"),
     ],
 )
 def test_bad_input_one_line_error_no_output(run_polygraphy, ffn_path, tmp_path, case, expected):
@@ -134,12 +153,84 @@ def test_bad_input_one_line_error_no_output(run_polygraphy, ffn_path, tmp_path, 
         model = tmp_path / "custom.onnx"
         onnx.save(_custom_op_model(), str(model))
         extra = ["--check"]
+    elif case == "empty-file":
+        model = tmp_path / "empty.onnx"
+        model.write_bytes(b"")  # parses as an empty ModelProto
+    elif case == "model-is-directory":
+        model = tmp_path / "models"
+        model.mkdir()
+    elif case == "output-is-directory":
+        out = tmp_path / "outdir"
+        out.mkdir()
+    elif case == "output-under-a-file":
+        (tmp_path / "plain").write_text("")
+        out = tmp_path / "plain" / "out.onnx"
+    elif case == "cyclic-graph":
+        model = tmp_path / "cycle.onnx"
+        onnx.save(_cyclic_model(), str(model))
+        extra = ["--max-overhead", "100"]  # a cycle only matters once the graph is edited (and re-sorted)
+    report = tmp_path / "r.json"
+    if case == "report-is-directory":
+        report.mkdir()
+    elif case == "report-is-output":
+        report = out
     before = ffn_path.read_bytes()
-    proc = run_polygraphy("surgeon", "align-dims", model, "-o", out, "--report", tmp_path / "r.json", *extra)
+    proc = run_polygraphy("surgeon", "align-dims", model, "-o", out, "--report", report, *extra)
     assert proc.returncode == 1
     assert expected in _one_error_line(proc)
-    assert not (tmp_path / "r.json").exists()
+    assert report.is_dir() if case == "report-is-directory" else not report.exists()
     assert ffn_path.read_bytes() == before
-    if case != "same-path":
+    if case == "output-is-directory":
+        assert not list(out.iterdir())
+    elif case != "same-path":
         assert not out.exists()
+    assert not list(tmp_path.rglob(".*.tmp"))
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (a directory nothing can be created in)")
+def test_unwritable_destinations_leave_nothing_behind(run_polygraphy, ffn_path, tmp_path):
+    nowhere = Path("/proc/polygraphy-ext-no-such-dir")  # passes the up-front checks, fails at write time
+    out, report = tmp_path / "out.onnx", tmp_path / "r.json"
+    proc = run_polygraphy("surgeon", "align-dims", ffn_path, "-o", out, "--report", nowhere / "r.json")
+    assert proc.returncode == 1
+    assert "Could not write the report" in _one_error_line(proc)
+    assert not out.exists()
+    proc = run_polygraphy("surgeon", "align-dims", ffn_path, "-o", nowhere / "out.onnx", "--report", report)
+    assert proc.returncode == 1
+    assert "Could not write" in _one_error_line(proc)
+    assert not report.exists()  # written first, removed again when the model could not be
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_report_lists_concrete_dims_and_left_alone_candidates(run_polygraphy, tmp_path):
+    fixtures = Path(__file__).resolve().parents[1] / "passes" / "align_dims" / "fixtures"
+    out, report = tmp_path / "uni.onnx", tmp_path / "uni.json"
+    proc = run_polygraphy("surgeon", "align-dims", fixtures / "uniformer_block.onnx", "-o", out, "--report", report,
+                          "--check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [concrete] = json.loads(report.read_text())["concrete_dims"]
+    assert concrete["new_target"] == [-1, 7, 7, 64] and concrete["needed_by"]
+
+    out, report = tmp_path / "conv.onnx", tmp_path / "conv.json"
+    proc = run_polygraphy("surgeon", "align-dims", fixtures / "odd_convnet.onnx", "-o", out, "--report", report,
+                          "--max-overhead", "30", "--check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(report.read_text())
+    assert all(c["old_shape"] and c["new_shape"] for d in data["aligned"] for c in d["changes"])
+    assert all(d["extra_flops"] > 0 and d["overhead_pct"] > 0 for d in data["aligned"])
+    assert any("91 -> 96" in item["reason"] and item["dims"] == [91, 96] for item in data["left_alone"])
+
+
+def test_aligned_model_failing_onnx_checker_is_refused_unless_the_input_fails_too():
+    from polygraphy.exception import PolygraphyException
+
+    from polygraphy_ext.tools.align_dims import _check_structure
+
+    good = graphs.bert_ffn(hidden=64, ffn=191)
+    broken = onnx.ModelProto()
+    broken.CopyFrom(good)
+    del broken.opset_import[:]  # the checker requires the ONNX opset
+    with pytest.raises(PolygraphyException, match="Internal error, nothing written: the aligned model fails onnx.checker"):
+        _check_structure(good, broken)
+    _check_structure(broken, broken)  # garbage in: warned about, not refused
+    _check_structure(good, good)

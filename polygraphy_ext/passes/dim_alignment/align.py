@@ -1,6 +1,6 @@
 """``align_dims``: pad GEMM/conv widths to Tensor Core multiples exactly, and make provably fixed dims constant."""
 
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import onnx_graphsurgeon as gs
 
@@ -62,6 +62,7 @@ class _PaddingPlanner:
         self.cost = CostModel(shapes, dynamic_dim)
         self.editor = GraphEditor(graph, shapes)
         self.regions = RegionBuilder(graph, shapes)
+        self._padded_outputs = set()  # ids of depthwise convs padded inside an accepted region
 
     def _leave(self, node, reason, dims=None):
         self.report.left_alone.append(LeftAlone(_node_label(node), node.op, reason, dims))
@@ -86,14 +87,11 @@ class _PaddingPlanner:
             if id(wop.node) not in absorbed and wop.in_features % self.multiple and not wop.is_depthwise:
                 self._pad_input(wop)
         for wop in weighted:
-            if wop.is_depthwise and wop.in_features % self.multiple and not self._padded_inside_region(wop):
+            if wop.is_depthwise and wop.in_features % self.multiple and id(wop.node) not in self._padded_outputs:
                 self._leave(wop.node, "depthwise conv: its width follows its producer and is padded only with it")
             elif wop.in_features % self.multiple == 0 and wop.out_features % self.multiple == 0:
                 self._leave(wop.node, "already aligned", [wop.in_features, wop.out_features])
         self.editor.apply_weight_plans()
-
-    def _padded_inside_region(self, wop):
-        return any(c.tensor == wop.output.name for dim in self.report.aligned for c in dim.changes)
 
     def _pad_output(self, wop: WeightedOp) -> List[WeightedOp]:
         """Pad N / C_out of ``wop`` and everything it flows into; returns the consumers that absorbed it."""
@@ -118,6 +116,7 @@ class _PaddingPlanner:
             return []
         changes: List[TensorChange] = []
         self.editor.apply_region(region, changes)
+        self._padded_outputs.update(id(d.node) for d in region.depthwise)
         self.report.aligned.append(
             AlignedDim(
                 producer=_node_label(wop.node),

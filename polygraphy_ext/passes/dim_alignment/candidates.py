@@ -51,20 +51,37 @@ class ActivationGemm:
     reason: str
 
 
-def constant_value(tensor) -> Optional[np.ndarray]:
+def as_constant(tensor) -> Optional[gs.Constant]:
+    """An initializer, or a ``Constant`` node's value under its output's name (exporters emit both for weights).
+
+    The returned constant is never inserted into the graph: rewrites replace the consumer's input with a new one,
+    and ``cleanup`` drops a ``Constant`` node nothing reads any more."""
     if isinstance(tensor, gs.Constant):
-        return np.asarray(tensor.values)
+        return tensor
+    if tensor is not None and len(tensor.inputs) == 1 and tensor.inputs[0].op == "Constant":
+        value = tensor.inputs[0].attrs.get("value")
+        if isinstance(value, gs.Constant):
+            return gs.Constant(tensor.name, np.asarray(value.values))
     return None
+
+
+def _optional_constant(node: gs.Node, index: int):
+    """The constant at an optional input, None when the input is absent, False when it is computed at runtime."""
+    if len(node.inputs) <= index or node.inputs[index] is None or (
+        isinstance(node.inputs[index], gs.Variable) and not node.inputs[index].name
+    ):
+        return None
+    return as_constant(node.inputs[index]) or False
 
 
 def classify(node: gs.Node) -> Union[WeightedOp, ActivationGemm, str, None]:
     """A WeightedOp, an ActivationGemm, a reason string for a candidate-op the pass cannot handle, or None."""
     if node.op not in GEMM_OPS + CONV_OPS or len(node.inputs) < 2 or not node.outputs:
         return None
-    weight = node.inputs[1]
+    weight = as_constant(node.inputs[1])
     if node.op == "MatMul":
-        if not isinstance(weight, gs.Constant):
-            if isinstance(node.inputs[0], gs.Constant):
+        if weight is None:
+            if as_constant(node.inputs[0]) is not None:
                 return "constant first operand (weight on the left) is not handled"
             return ActivationGemm(node, "activations-only GEMM (both operands computed at runtime): not changed")
         if len(weight.shape) != 2:
@@ -72,27 +89,27 @@ def classify(node: gs.Node) -> Union[WeightedOp, ActivationGemm, str, None]:
         k, n = (int(d) for d in weight.shape)
         return WeightedOp(node, weight, -1, -1, 0, 1, k, n)
     if node.op == "Gemm":
-        if not isinstance(weight, gs.Constant):
+        if weight is None:
             return ActivationGemm(node, "activations-only GEMM (B computed at runtime): not changed")
         if len(weight.shape) != 2:
             return "Gemm weight is not 2-D"
         trans_a, trans_b = int(node.attrs.get("transA", 0)), int(node.attrs.get("transB", 0))
         rows, cols = (int(d) for d in weight.shape)
         k, n = (cols, rows) if trans_b else (rows, cols)
-        bias = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] is not None else None
-        if bias is not None and not isinstance(bias, gs.Constant):
+        bias = _optional_constant(node, 2)
+        if bias is False:
             return "Gemm bias C is computed at runtime"
         return WeightedOp(
             node, weight, -2 if trans_a else -1, -1, 1 if trans_b else 0, 0 if trans_b else 1, k, n, bias=bias
         )
     # Conv / ConvTranspose
-    if not isinstance(weight, gs.Constant):
+    if weight is None:
         return "convolution weight computed at runtime"
     if len(weight.shape) < 3:
         return "convolution weight of rank < 3"
     groups = int(node.attrs.get("group", 1))
-    bias = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] is not None else None
-    if bias is not None and not isinstance(bias, gs.Constant):
+    bias = _optional_constant(node, 2)
+    if bias is False:
         return "convolution bias computed at runtime"
     channel_axis = 1 - len(weight.shape)  # axis 1 of an N, C, spatial... activation
     if node.op == "Conv":

@@ -127,6 +127,7 @@ def _expand_target(out: List[DimExpr], in_dims) -> Optional[List[int]]:
 
 def make_dims_concrete(graph: gs.Graph, shapes: ShapeTable, report: AlignReport) -> None:
     evaluator = ShapeEvaluator(shapes)
+    names = set(graph.tensors())
     for node in list(graph.nodes):
         if node.op not in ("Reshape", "Expand") or len(node.inputs) < 2 or not node.outputs:
             continue
@@ -173,13 +174,19 @@ def make_dims_concrete(graph: gs.Graph, shapes: ShapeTable, report: AlignReport)
             continue
         new_target = _reshape_target(node, out, in_dims) if node.op == "Reshape" else _expand_target(out, in_dims)
         if new_target is None:
-            report.left_alone.append(
-                LeftAlone(node.name, node.op, "more than one dynamic dim: cannot be written as a constant", old_target)
+            why = (
+                "more than one dynamic dim: cannot be written as a constant"
+                if node.op == "Reshape"
+                else "a dynamic target dim that the input does not carry: cannot be written as a constant"
             )
+            report.left_alone.append(LeftAlone(node.name, node.op, why, old_target))
             continue
-        const = gs.Constant(f"{node.name or node.outputs[0].name}_static_shape", np.array(new_target, dtype=np.int64))
-        if const.name in graph.tensors():
-            const.name = f"{const.name}_{id(node)}"
+        base = f"{node.name or node.outputs[0].name}_static_shape"
+        name, index = base, 1
+        while name in names:
+            name, index = f"{base}_{index}", index + 1
+        names.add(name)
+        const = gs.Constant(name, np.array(new_target, dtype=np.int64))
         node.inputs[1] = const
         _set_static_dims(node.outputs[0], out)
         report.concrete_dims.append(ConcreteDim(node.name, node.op, old_target, new_target, consumers))

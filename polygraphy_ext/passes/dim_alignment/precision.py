@@ -13,7 +13,7 @@ def multiple_for(precision: Optional[str] = None, multiple: Optional[int] = None
     if multiple is not None:
         if precision is not None:
             raise ValueError("give either a precision or a multiple, not both")
-        if int(multiple) < 1:
+        if isinstance(multiple, bool) or int(multiple) != multiple or int(multiple) < 1:
             raise ValueError(f"the multiple must be a positive integer, got {multiple}")
         return int(multiple)
     precision = precision or DEFAULT_PRECISION

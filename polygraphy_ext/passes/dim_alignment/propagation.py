@@ -5,13 +5,15 @@ position of its output holds exactly 0. Each op the region grows through is *pos
 axis* (elementwise ops, per-channel constants, depthwise convolution, batch norm): real positions only ever see
 real positions, so real values are bit-identical. The padded positions hold a value the pass computes exactly
 (the op applied to the padded inputs, e.g. ``Add(+1)`` turns 0 into 1 and a following ``Mul`` by the zero
-branch turns it back to 0); the region continues only while that value is one finite number. Where the region
+branch turns it back to 0); the region continues only while that value is one finite number (bounded by
+SAFE_PAD_MAGNITUDE, below). Where the region
 ends in a GEMM/conv that reduces over the padded axis, that consumer's weight gets zero rows, and
 ``finite * 0 == 0`` adds nothing to any real output. Anything else (LayerNorm, Softmax, Reshape, Reduce*, a
 grouped conv, a graph output, an operand computed elsewhere) needs the true width: a *boundary*.
 """
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -22,6 +24,14 @@ from polygraphy_ext.passes.dim_alignment.candidates import WeightedOp, classify
 from polygraphy_ext.passes.dim_alignment.symbolic import ShapeTable
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
+
+# The engine may run an fp32 model in fp16 (a --fp16 build), so "finite" must hold there too: padded values are
+# kept far inside fp16's range (65504), which also leaves headroom for a runtime's ulp differences from numpy.
+SAFE_PAD_MAGNITUDE = 4096.0
+
+
+def is_safe(value) -> bool:
+    return value is not None and bool(np.isfinite(value)) and abs(float(value)) <= SAFE_PAD_MAGNITUDE
 
 
 def _gelu(x, node):
@@ -124,11 +134,11 @@ class RegionBuilder:
         region = Region(producer, producer.out_features, new)
         start = producer.output
         region.tensors[start.name] = (start, producer.out_axis, producer_pad_value(producer))
-        queue = [start]
+        queue = deque([start])
         visited = set()
         waiting: Dict[str, gs.Node] = {}  # binary ops reached by one operand, waiting for the other
         while queue:
-            tensor = queue.pop(0)
+            tensor = queue.popleft()
             if tensor.name in self._graph_outputs:
                 self._boundary(region, tensor, None, "graph output needs the true size")
             for consumer in list(tensor.outputs):
@@ -150,7 +160,8 @@ class RegionBuilder:
 
     def _boundary(self, region: Region, tensor, consumer, reason: str):
         users = region.boundaries.setdefault(tensor.name, [])
-        if consumer not in users:
+        # Identity, not ==: gs.Node.__eq__ cannot compare with None (the graph-output marker).
+        if not any(user is consumer for user in users):
             users.append(consumer)
         label = "graph output" if consumer is None else f"{consumer.op} {consumer.name}"
         region.boundary_reasons.append(f"{tensor.name} -> {label}: {reason}")
@@ -158,8 +169,8 @@ class RegionBuilder:
     def _visit(self, region: Region, tensor, consumer: gs.Node):
         """Returns the consumer's outputs to continue with, [] when absorbed, None at a boundary, or "wait"."""
         _, axis, value = region.tensors[tensor.name]
-        if not np.isfinite(value):
-            self._boundary(region, tensor, consumer, "padded values would not be finite")
+        if not is_safe(value):
+            self._boundary(region, tensor, consumer, f"padded value {value:g} is not finite or too large")
             return None
         wop = classify(consumer)
         if isinstance(wop, WeightedOp) and consumer.inputs[0] is tensor and tensor not in consumer.inputs[1:]:
@@ -189,7 +200,7 @@ class RegionBuilder:
         return []
 
     def _continue(self, region, consumer, axis, value):
-        if value is None or not np.isfinite(value):
+        if not is_safe(value):
             return None
         out = consumer.outputs[0]
         region.elementwise.append(consumer)
@@ -206,7 +217,7 @@ class RegionBuilder:
                 if consumer.attrs.get("to") not in _FLOAT_TYPES:
                     self._boundary(region, tensor, consumer, "Cast to a non-float type")
                     return None
-                result = x
+                result = x  # |x| <= SAFE_PAD_MAGNITUDE: representable in every float type
             elif consumer.op == "Clip":
                 bounds = [constant_of(t) if t is not None else None for t in consumer.inputs[1:3]]
                 if any(t is not None and b is None for t, b in zip(consumer.inputs[1:3], bounds)):
@@ -220,11 +231,15 @@ class RegionBuilder:
         result = np.float32(np.asarray(result).reshape(-1)[0])
         outcome = self._continue(region, consumer, axis, result)
         if outcome is None:
-            self._boundary(region, tensor, consumer, f"{consumer.op} of the padded value is not finite")
+            self._boundary(region, tensor, consumer, f"{consumer.op} of the padded value is not finite or too large")
         return outcome
 
     def _visit_binary(self, region, tensor, axis, consumer):
         func, fill = BINARY[consumer.op]
+        if len(consumer.inputs) != 2 or len(consumer.outputs) != 1:
+            # Max/Min are variadic: an operand beyond the second would go unchecked.
+            self._boundary(region, tensor, consumer, f"{consumer.op} with {len(consumer.inputs)} inputs")
+            return None
         operands = []
         pending_constants = []
         for index, inp in enumerate(consumer.inputs[:2]):
@@ -249,8 +264,9 @@ class RegionBuilder:
                 return None
         with np.errstate(all="ignore"):
             values = np.unique(np.asarray(func(*operands), dtype=np.float32))
-        if values.size != 1 or not np.isfinite(values[0]):
-            self._boundary(region, tensor, consumer, f"{consumer.op} makes the padded values non-uniform or not finite")
+        if values.size != 1 or not is_safe(values[0]):
+            why = f"{consumer.op} makes the padded values non-uniform, not finite or too large"
+            self._boundary(region, tensor, consumer, why)
             return None
         region.padded_constants.extend(pending_constants)
         return self._continue(region, consumer, axis, values[0])

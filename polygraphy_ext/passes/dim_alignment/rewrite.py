@@ -43,6 +43,7 @@ class GraphEditor:
         self._shapes = shapes
         self._names = set(graph.tensors().keys())
         self._weight_plans: Dict[int, WeightPlan] = {}
+        self.opset = int(graph.opset)
 
     def unique_name(self, base: str) -> str:
         name, index = base, 1
@@ -105,13 +106,21 @@ class GraphEditor:
         producer = tensor.inputs[0]
         producer.outputs[producer.outputs.index(tensor)] = padded
         for consumer in list(tensor.outputs):
-            if consumer not in true_size_users:
+            # Identity, not ==: gs.Node.__eq__ cannot compare with None (the graph-output marker).
+            if not any(user is consumer for user in true_size_users):
                 consumer.inputs[:] = [padded if inp is tensor else inp for inp in consumer.inputs]
-        params = [
-            gs.Constant(self.unique_name(f"{tensor.name}_slice_{what}"), np.array([v], dtype=np.int64))
-            for what, v in (("starts", 0), ("ends", old), ("axes", axis))
-        ]
-        node = gs.Node("Slice", self.unique_name(f"{tensor.name}_true_size"), inputs=[padded] + params, outputs=[tensor])
+        if padded_shape is not None:
+            axis += len(padded_shape)  # Slice-1 (opset < 10) does not define negative axes
+        name = self.unique_name(f"{tensor.name}_true_size")
+        if self.opset < 10:
+            attrs = {"starts": [0], "ends": [old], "axes": [axis]}
+            node = gs.Node("Slice", name, attrs=attrs, inputs=[padded], outputs=[tensor])
+        else:
+            params = [
+                gs.Constant(self.unique_name(f"{tensor.name}_slice_{what}"), np.array([v], dtype=np.int64))
+                for what, v in (("starts", 0), ("ends", old), ("axes", axis))
+            ]
+            node = gs.Node("Slice", name, inputs=[padded] + params, outputs=[tensor])
         self.graph.nodes.append(node)
         old_shape = _shape_list(self._shapes.shape(tensor))
         changes.append(TensorChange(padded.name, old_shape, _shape_list(padded_shape), "activation"))
@@ -128,10 +137,14 @@ class GraphEditor:
         old_shape = self._shapes.shape(data)
         new_shape = self._grown(old_shape, wop.data_axis, new)
         padded = gs.Variable(self.unique_name(f"{data.name}_aligned"), dtype=data.dtype, shape=new_shape)
-        pads_const = gs.Constant(self.unique_name(f"{data.name}_pads"), pads)
-        self.graph.nodes.append(
-            gs.Node("Pad", self.unique_name(f"{data.name}_pad_to_{new}"), inputs=[data, pads_const], outputs=[padded])
-        )
+        name = self.unique_name(f"{data.name}_pad_to_{new}")
+        if self.opset < 11:  # pads became an input in opset 11; opset 1 called the attribute "paddings"
+            attrs = {"paddings" if self.opset < 2 else "pads": [int(p) for p in pads], "mode": "constant", "value": 0.0}
+            node = gs.Node("Pad", name, attrs=attrs, inputs=[data], outputs=[padded])
+        else:
+            pads_const = gs.Constant(self.unique_name(f"{data.name}_pads"), pads)
+            node = gs.Node("Pad", name, inputs=[data, pads_const], outputs=[padded])
+        self.graph.nodes.append(node)
         wop.node.inputs[0] = padded
         plan = self.weight_plan(wop)
         plan.in_pad += amount

@@ -6,6 +6,7 @@ chains exporters emit: the ``-1`` becomes ``volume(input) / product(other dims)`
 cancels out when it is genuinely a fixed number.
 """
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -19,6 +20,10 @@ import onnx_graphsurgeon as gs
 class DimExpr:
     coeff: int
     symbols: Tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.coeff == 0 and self.symbols:
+            object.__setattr__(self, "symbols", ())  # 0 * batch is the constant 0
 
     @staticmethod
     def of(value) -> "DimExpr":
@@ -40,8 +45,9 @@ class DimExpr:
         if any(count < 0 for count in remaining.values()):
             return None
         if other.is_static and self.is_static:
-            # ONNX integer Div truncates toward zero.
-            return DimExpr(int(np.trunc(self.coeff / other.coeff)))
+            # ONNX integer Div truncates toward zero (integer arithmetic: int64 shape values exceed float precision).
+            quotient = abs(self.coeff) // abs(other.coeff)
+            return DimExpr(quotient if (self.coeff < 0) == (other.coeff < 0) else -quotient)
         if self.coeff % other.coeff:
             return None
         return DimExpr(self.coeff // other.coeff, tuple(sorted(remaining.elements())))
@@ -130,7 +136,7 @@ class ShapeTable:
         shape = self.shape(tensor)
         if shape is None:
             return None
-        return int(np.prod([d if isinstance(d, int) and d >= 0 else dynamic_dim for d in shape], dtype=np.int64))
+        return math.prod(d if isinstance(d, int) and d >= 0 else dynamic_dim for d in shape)
 
 
 ShapeValue = Tuple[List[DimExpr], bool]  # (elements, is_scalar)

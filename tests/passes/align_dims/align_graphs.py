@@ -208,3 +208,71 @@ def reshape_sequence_needed(hidden=16):
     y = b.op("MatMul", [b.op("Reshape", [x, target]), b.input("w", ["sequence", 4])])
     b.output(y)
     return b.model()
+
+
+def conv_transpose_chain(size=6):
+    """Conv(8 -> 13) -> Relu -> ConvTranspose(13 -> 29, stride 2) -> Relu -> Conv(29 -> 16): the ConvTranspose
+    absorbs the first padding (zero input-channel rows, weight axis 0) and produces the second (weight axis 1)."""
+    b = ModelBuilder(14)
+    x = b.input("x", ["batch", 8, size, size])
+    h = b.op("Relu", [b.conv(x, 8, 13)])
+    w = (b.rng.standard_normal((13, 29, 2, 2)) / np.sqrt(13 * 4)).astype(np.float32)
+    bias = b.rng.standard_normal(29).astype(np.float32)
+    h = b.op("ConvTranspose", [h, b.const(w, "deconvw"), b.const(bias, "deconvb")], strides=[2, 2], kernel_shape=[2, 2])
+    b.output(b.conv(b.op("Relu", [h]), 29, 16, k=1))
+    return b.model()
+
+
+def gemm_trans_a(k=31, batch=4, hidden=93, n=16):
+    """Gemm(transA=1: A is K x M) -> Relu -> Gemm: K sits on axis 0 of the input, N on axis 1 of the output."""
+    b = ModelBuilder(15)
+    x = b.input("x", [k, batch])
+    h = b.op("Gemm", [x, b.weight(k, hidden), b.const(b.rng.standard_normal(hidden).astype(np.float32))], transA=1)
+    h = b.op("Relu", [h])
+    b.output(b.op("Gemm", [h, b.weight(hidden, n)]))
+    return b.model()
+
+
+def old_opset_head(k=31, vocab=1001, opset=9):
+    """MatMul with an odd K and an odd N ending in a graph output, at an opset where Slice/Pad take attributes."""
+    b = ModelBuilder(16)
+    x = b.input("x", ["batch", k])
+    b.output(b.op("MatMul", [b.op("Relu", [x]), b.weight(k, vocab)]))
+    return b.model(opset=opset)
+
+
+def chain_with(middle, hidden=16, inner=45, extra_input=False):
+    """MatMul(hidden x inner) -> ``middle(builder, h, extra)`` -> MatMul(inner x hidden); ``extra`` is a second
+    graph input of shape (batch, inner) when ``extra_input``."""
+    b = ModelBuilder(17)
+    x = b.input("x", ["batch", hidden])
+    extra = b.input("extra", ["batch", inner]) if extra_input else None
+    h = middle(b, b.op("MatMul", [x, b.weight(hidden, inner)]), extra)
+    b.output(b.op("MatMul", [h, b.weight(inner, hidden)]))
+    return b.model()
+
+
+def depthwise_multiplier(channels=13, size=6):
+    """Conv(8 -> 13) -> Relu -> Conv(13 -> 26, group=13): depthwise with channel multiplier 2, not per-channel."""
+    b = ModelBuilder(18)
+    x = b.input("x", ["batch", 8, size, size])
+    h = b.op("Relu", [b.conv(x, 8, channels)])
+    b.output(b.conv(h, channels, 2 * channels, group=channels))
+    return b.model()
+
+
+def constant_node_weights(hidden=16, inner=93):
+    """MatMul -> Relu -> MatMul with both weights as ``Constant`` nodes instead of initializers."""
+    b = ModelBuilder(19)
+    x = b.input("x", ["batch", hidden])
+
+    def constant_node(values):
+        name = b.name("weight_node")
+        b.nodes.append(helper.make_node("Constant", [], [name], value=numpy_helper.from_array(values, name + "_value")))
+        return name
+
+    w1 = (b.rng.standard_normal((hidden, inner)) / 4).astype(np.float32)
+    w2 = (b.rng.standard_normal((inner, hidden)) / 4).astype(np.float32)
+    h = b.op("Relu", [b.op("MatMul", [x, constant_node(w1)])])
+    b.output(b.op("MatMul", [h, constant_node(w2)]))
+    return b.model()

@@ -76,3 +76,44 @@ def test_expand_target_from_shape_chain():
     aligned, report = align(model)
     assert report.concrete_dims[0].new_target == [1, 5, 8]
     assert_exact(model, aligned, dim_values={"batch": 2})
+
+
+def test_flattened_batch_times_tokens_cancels_symbolically():
+    """Reshape(x, [Shape(x)[0] * Shape(x)[1], -1]): the -1 is B*49*64 / (B*49) = 64 although B is dynamic."""
+    b = graphs.ModelBuilder(23)
+    x = b.input("x", ["batch", 49, 64])
+    shape = b.op("Shape", [x])
+    pick = lambda i: b.op("Gather", [shape, b.const(np.array([i], np.int64))], axis=0)  # noqa: E731
+    rows = b.op("Mul", [pick(0), pick(1)])
+    target = b.op("Concat", [rows, b.const(np.array([-1], np.int64))], axis=0)
+    b.output(b.op("MatMul", [b.op("Reshape", [x, target]), b.weight(64, 16)]))
+    model = b.model()
+    aligned, report = align(model)
+    [concrete] = report.concrete_dims
+    assert concrete.old_target == ["49*batch", "-1"] and concrete.new_target == [-1, 64]
+    assert_exact(model, aligned, dim_values={"batch": 3})
+
+
+def test_expand_to_a_dim_the_input_does_not_carry_is_left_alone():
+    b = graphs.ModelBuilder(24)
+    x = b.input("x", [1, 8])
+    other = b.input("other", ["rows", 8])
+    target = b.op("Shape", [other])
+    b.output(b.op("Gemm", [b.op("Expand", [x, target]), b.weight(8, 16)]))
+    model = b.model()
+    aligned, report = align(model)
+    assert_unchanged(model, aligned)
+    [item] = [i for i in report.left_alone if i.op == "Expand"]
+    assert "a dynamic target dim that the input does not carry" in item.reason  # rows: only at runtime
+
+
+def test_dim_algebra():
+    from polygraphy_ext.passes.dim_alignment.symbolic import DimExpr
+
+    batch = DimExpr(1, ("batch",))
+    assert (DimExpr(0) * batch).is_static and batch.add(batch, sign=-1) == DimExpr(0)
+    assert DimExpr(49 * 64, ("batch",)).divide(DimExpr(49, ("batch",))) == DimExpr(64)
+    assert DimExpr(7).divide(batch) is None  # not provably an integer
+    assert DimExpr(-7).divide(DimExpr(2)) == DimExpr(-3)  # ONNX integer Div truncates toward zero
+    big = 2**62 + 1
+    assert DimExpr(big).divide(DimExpr(1)) == DimExpr(big)  # exact beyond float precision

@@ -6,6 +6,7 @@ import onnx
 import onnx_graphsurgeon as gs
 import pytest
 
+import align_graphs as graphs
 from align_helpers import align, assert_exact, ops
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -56,9 +57,38 @@ def test_exported_uniformer_block():
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name,kwargs",
-    [("bert_ffn.onnx", {}), ("odd_convnet.onnx", {"max_overhead": 30}), ("uniformer_block.onnx", {})],
+    [
+        ("bert_ffn.onnx", {}),
+        ("vocab_head.onnx", {}),
+        ("odd_convnet.onnx", {"max_overhead": 30}),
+        ("uniformer_block.onnx", {}),
+    ],
 )
-def test_aligned_models_build_for_sm89(build_engine, name, kwargs):
+def test_aligned_fixtures_build_for_sm89(build_engine, name, kwargs):
     aligned, report = align(load(name), **kwargs)
+    assert report.changed
+    assert len(build_engine(aligned.SerializeToString())) > 0
+
+
+@pytest.mark.trt
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "build,kwargs",
+    [
+        (lambda: graphs.bert_ffn(hidden=64, ffn=191), {}),
+        (lambda: graphs.conv_chain(channels=(8, 13, 16), depthwise_after=0, batchnorm=True), {"max_overhead": 30}),
+        (lambda: graphs.conv_transpose_chain(), {"max_overhead": 30}),
+        (lambda: graphs.gemm_trans_a(k=31, hidden=93), {"max_overhead": 30}),
+        (lambda: graphs.stops_at("LayerNormalization"), {"max_overhead": 50}),
+        (lambda: graphs.old_opset_head(opset=9), {"max_overhead": 100}),
+        (lambda: graphs.uniformer_block(channels=64), {}),
+        (lambda: graphs.reshape_dynamic_sequence(hidden=64), {}),
+    ],
+    ids=["ffn", "depthwise-bn", "conv-transpose", "gemm-trans-a", "slice-before-layernorm", "opset9-pad-slice",
+         "uniformer", "reshape-minus-one"],
+)
+def test_aligned_synthetic_models_build_for_sm89(build_engine, build, kwargs):
+    """Every kind of edit (padded weights, grouped depthwise, Slice, Pad, constant targets) parses and builds."""
+    aligned, report = align(build(), **kwargs)
     assert report.changed
     assert len(build_engine(aligned.SerializeToString())) > 0
