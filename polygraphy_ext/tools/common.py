@@ -24,8 +24,18 @@ def write_atomically(path, writer: Callable[[Path], None]) -> None:
     temporary directory is removed and nothing at ``path`` changes.
     """
     path = Path(path).absolute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    if path.is_dir():
+        user_error(f"{path} is a directory; give a file path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        user_error(f"Cannot create {path.parent}: a parent of it is a file")
+    except PermissionError as err:
+        user_error(f"Cannot create {path.parent}: {err.strerror}")
+    try:
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as err:
+        user_error(f"Cannot write into {path.parent}: {err.strerror}")
     try:
         tmp_main = tmp_dir / path.name
         writer(tmp_main)
@@ -60,13 +70,15 @@ def save_onnx_atomically(save_args, model, path: Optional[str] = None):
         )
 
     def writer(tmp_path):
-        save_onnx(
-            model,
-            str(tmp_path),
-            external_data_path=external_data_path,
-            size_threshold=save_args.size_threshold,
-            all_tensors_to_one_file=save_args.all_tensors_to_one_file,
-        )
+        # Polygraphy logs the path it saves to, which here is the temporary one; "Saved model to" below is ours.
+        with G_LOGGER.verbosity(G_LOGGER.WARNING):
+            save_onnx(
+                model,
+                str(tmp_path),
+                external_data_path=external_data_path,
+                size_threshold=save_args.size_threshold,
+                all_tensors_to_one_file=save_args.all_tensors_to_one_file,
+            )
 
     write_atomically(path, writer)
     G_LOGGER.info(f"Saved model to {path}")
