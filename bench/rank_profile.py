@@ -82,13 +82,7 @@ def measure(function, repeats: int) -> dict:
         cpu.append(time.process_time() - start_cpu)
         wall.append(time.perf_counter() - start_wall)
         del result
-    return {
-        "median_s": statistics.median(wall),
-        "min_s": min(wall),
-        "cpu_median_s": statistics.median(cpu),
-        "samples_s": wall,
-        "cpu_samples_s": cpu,
-    }
+    return _summary(wall, cpu)
 
 
 def measure_freeing(build, repeats: int) -> dict:
@@ -100,6 +94,10 @@ def measure_freeing(build, repeats: int) -> dict:
         held.clear()  # drops the only reference: reference counting frees every record here
         cpu.append(time.process_time() - start_cpu)
         wall.append(time.perf_counter() - start_wall)
+    return _summary(wall, cpu)
+
+
+def _summary(wall, cpu) -> dict:
     return {
         "median_s": statistics.median(wall),
         "min_s": min(wall),
