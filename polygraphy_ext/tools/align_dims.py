@@ -9,7 +9,7 @@ from polygraphy.tools.args import ModelArgs, OnnxInferShapesArgs, OnnxLoadArgs, 
 from polygraphy.tools.surgeon.subtool.base import BaseSurgeonSubtool
 
 from polygraphy_ext.passes.dim_alignment.precision import DEFAULT_MAX_OVERHEAD_PCT, PRECISION_MULTIPLES, multiple_for
-from polygraphy_ext.tools.common import save_onnx_atomically, user_error, write_text_atomically
+from polygraphy_ext.tools.common import check_output_path, save_onnx_atomically, user_error, write_text_atomically
 
 
 class AlignDims(BaseSurgeonSubtool):
@@ -89,11 +89,11 @@ class AlignDims(BaseSurgeonSubtool):
         if not os.path.isfile(model_path):
             user_error(f"Model path is not a file: {model_path}")
         out_path = self.arg_groups[OnnxSaveArgs].path
-        _check_destination(out_path, "-o/--output")
+        check_output_path(out_path, "-o/--output")
         if os.path.exists(out_path) and os.path.samefile(model_path, out_path):
             user_error(f"-o/--output must differ from the input model ({model_path}): inputs are never overwritten")
         if args.report:
-            _check_destination(args.report, "--report")
+            check_output_path(args.report, "--report")
             if _same_path(args.report, model_path) or _same_path(args.report, out_path):
                 user_error(f"--report ({args.report}) must differ from the input and the output model")
 
@@ -163,16 +163,6 @@ class AlignDims(BaseSurgeonSubtool):
         if not numeric.ok:
             user_error(f"--check failed, nothing written: the aligned model differs from the original: {numeric.summary()}")
         G_LOGGER.info(f"--check: {numeric.summary()}")
-
-
-def _check_destination(path, option):
-    if os.path.isdir(path):
-        user_error(f"{option} must be a file path, got the directory {path}")
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        user_error(f"{option} cannot be created: {parent} is not a directory")
 
 
 def _same_path(a, b) -> bool:

@@ -14,6 +14,25 @@ def user_error(message: str):
     G_LOGGER.critical(message)
 
 
+def check_output_path(path, option: str = "the output") -> None:
+    """Fail with one line unless a file can be written at ``path`` (``option`` names it in the message).
+
+    Tools call it for every destination before doing any work, so that no output is written when another cannot be.
+    """
+    path = Path(path).absolute()
+    if path.is_dir():
+        user_error(
+            f"{option} must be a file path, got the directory {path} (a path that is a directory is never replaced)"
+        )
+    existing = path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        user_error(f"{option} cannot be created: {existing}, a parent of {path}, is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        user_error(f"{option} cannot be created: {existing} is not writable")
+
+
 def write_atomically(path, writer: Callable[[Path], None]) -> None:
     """Call ``writer(tmp_path)`` and move what it wrote into place only if it succeeds.
 
@@ -24,13 +43,10 @@ def write_atomically(path, writer: Callable[[Path], None]) -> None:
     temporary directory is removed and nothing at ``path`` changes.
     """
     path = Path(path).absolute()
-    if path.is_dir():
-        user_error(f"{path} is a directory; give a file path")
+    check_output_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        user_error(f"Cannot create {path.parent}: a parent of it is a file")
-    except PermissionError as err:
+    except (FileExistsError, NotADirectoryError, PermissionError) as err:  # another process raced the check above
         user_error(f"Cannot create {path.parent}: {err.strerror}")
     try:
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))

@@ -13,7 +13,7 @@ from polygraphy.tools.args.base import BaseArgs
 from polygraphy.tools.surgeon.subtool.base import BaseSurgeonSubtool
 
 from polygraphy_ext.shape_inference import infer_shapes, scratch_working_directory
-from polygraphy_ext.tools.common import user_error, write_atomically, write_text_atomically
+from polygraphy_ext.tools.common import check_output_path, user_error, write_atomically, write_text_atomically
 
 onnx = mod.lazy_import("onnx")
 
@@ -187,9 +187,9 @@ class FuseLn(BaseSurgeonSubtool):
         if opts.report and os.path.abspath(opts.report) in (os.path.abspath(in_path), os.path.abspath(out_path)):
             user_error("--report must not point at the input or output model")
         # Checked before any work: the model is written before the report, and neither may fail half way.
-        _check_output_path(out_path, "-o/--output")
+        check_output_path(out_path, "-o/--output")
         if opts.report:
-            _check_output_path(opts.report, "--report")
+            check_output_path(opts.report, "--report")
 
     @staticmethod
     def _check(original, fused, data_dir, opts, external_files):
@@ -209,19 +209,6 @@ class FuseLn(BaseSurgeonSubtool):
         G_LOGGER.info(f"--check: {result.summary()}")
         if not result.ok:
             user_error(f"--check failed, nothing written: {result.summary()}")
-
-
-def _check_output_path(path, what):
-    path = Path(path).absolute()
-    if path.is_dir():
-        user_error(f"{what} {path} is a directory; give a file path")
-    existing = path.parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        user_error(f"{what} {path} cannot be created: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        user_error(f"{what} {path} cannot be created: {existing} is not writable")
 
 
 def _external_files(model):
