@@ -39,29 +39,38 @@ __device__ __forceinline__ void loadSum(RowNormArgs const& a, int64_t rowOffset,
     }
 }
 
-// y = (s - mean) * rstd * gamma (+ beta) for VEC columns; gamma and beta are both requested before either is used.
-template <typename T, typename P, int VEC>
-__device__ __forceinline__ void storeNormalized(
-    RowNormArgs const& a, int64_t rowOffset, int64_t col, float const (&v)[VEC], float mean, float rstd)
+// out = (v - mean) * rstd * gamma (+ beta) for the VEC columns starting at `col`; gamma and beta are both requested
+// before either is used. `hasBeta` is a compile-time constant in the on-chip kernel, so there the test costs nothing.
+template <typename P, int VEC>
+__device__ __forceinline__ void normalizeVector(RowNormArgs const& a, int64_t col, bool hasBeta, float const (&v)[VEC],
+    float mean, float rstd, float (&out)[VEC])
 {
     Bits<P, VEC> const gammaBits = loadBits<P, VEC>(static_cast<P const*>(a.gamma) + col);
     Bits<P, VEC> betaBits;
-    if (a.beta)
+    if (hasBeta)
     {
         betaBits = loadBits<P, VEC>(static_cast<P const*>(a.beta) + col);
     }
     float g[VEC];
     unpack(gammaBits, g);
-    float out[VEC];
 #pragma unroll
     for (int j = 0; j < VEC; ++j)
     {
         out[j] = (v[j] - mean) * rstd * g[j];
     }
-    if (a.beta)
+    if (hasBeta)
     {
         addUnpacked(betaBits, out);
     }
+}
+
+// y = (s - mean) * rstd * gamma (+ beta) for VEC columns.
+template <typename T, typename P, int VEC>
+__device__ __forceinline__ void storeNormalized(
+    RowNormArgs const& a, int64_t rowOffset, int64_t col, float const (&v)[VEC], float mean, float rstd)
+{
+    float out[VEC];
+    normalizeVector<P, VEC>(a, col, a.beta != nullptr, v, mean, rstd, out);
     storeFloats<T, VEC>(static_cast<T*>(a.y) + rowOffset + col, out);
 }
 
@@ -219,37 +228,17 @@ __device__ __forceinline__ void loadRowShare(
     }
 }
 
-// y = (s - mean) * rstd * gamma (+ beta) for the first `held` values of the thread's share. gamma and beta of a
-// vector are both requested before either is used.
+// y = (s - mean) * rstd * gamma (+ beta) for the first `held` values of the thread's share.
 template <typename T, typename P, int VEC, int ITEMS, bool kBeta>
 __device__ __forceinline__ void storeNormalizedShare(RowNormArgs const& a, RowShare const& share, int64_t rowOffset,
     int held, float const (&v)[ITEMS][VEC], float mean, float rstd)
 {
-    P const* const gamma = static_cast<P const*>(a.gamma);
-    P const* const beta = static_cast<P const*>(a.beta);
     T* const y = static_cast<T*>(a.y) + rowOffset;
 #pragma unroll
     for (int i = 0; i < ITEMS; ++i)
     {
-        int const c = share.loadColumn(i, VEC);
-        Bits<P, VEC> const gammaBits = loadBits<P, VEC>(gamma + c);
-        Bits<P, VEC> betaBits;
-        if (kBeta)
-        {
-            betaBits = loadBits<P, VEC>(beta + c);
-        }
-        float g[VEC];
-        unpack(gammaBits, g);
         float out[VEC];
-#pragma unroll
-        for (int j = 0; j < VEC; ++j)
-        {
-            out[j] = (v[i][j] - mean) * rstd * g[j];
-        }
-        if (kBeta)
-        {
-            addUnpacked(betaBits, out);
-        }
+        normalizeVector<P, VEC>(a, share.loadColumn(i, VEC), kBeta, v[i], mean, rstd, out);
         if (i * VEC < held)
         {
             storeFloats<T, VEC>(y + share.column(i, VEC), out);
