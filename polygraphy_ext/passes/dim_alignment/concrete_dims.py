@@ -15,6 +15,7 @@ import onnx_graphsurgeon as gs
 from polygraphy_ext.passes.dim_alignment.propagation import BINARY, UNARY, constant_of
 from polygraphy_ext.passes.dim_alignment.report import AlignReport, ConcreteDim, LeftAlone
 from polygraphy_ext.passes.dim_alignment.symbolic import DimExpr, ShapeEvaluator, ShapeTable, product
+from polygraphy_ext.passes.naming import UniqueNames
 
 _SHAPE_PRESERVING = set(UNARY) | {
     "Cast",
@@ -127,7 +128,7 @@ def _expand_target(out: List[DimExpr], in_dims) -> Optional[List[int]]:
 
 def make_dims_concrete(graph: gs.Graph, shapes: ShapeTable, report: AlignReport) -> None:
     evaluator = ShapeEvaluator(shapes)
-    names = set(graph.tensors())
+    unique_name = UniqueNames(graph.tensors())
     for node in list(graph.nodes):
         if node.op not in ("Reshape", "Expand") or len(node.inputs) < 2 or not node.outputs:
             continue
@@ -181,12 +182,9 @@ def make_dims_concrete(graph: gs.Graph, shapes: ShapeTable, report: AlignReport)
             )
             report.left_alone.append(LeftAlone(node.name, node.op, why, old_target))
             continue
-        base = f"{node.name or node.outputs[0].name}_static_shape"
-        name, index = base, 1
-        while name in names:
-            name, index = f"{base}_{index}", index + 1
-        names.add(name)
-        const = gs.Constant(name, np.array(new_target, dtype=np.int64))
+        const = gs.Constant(
+            unique_name(f"{node.name or node.outputs[0].name}_static_shape"), np.array(new_target, dtype=np.int64)
+        )
         node.inputs[1] = const
         _set_static_dims(node.outputs[0], out)
         report.concrete_dims.append(ConcreteDim(node.name, node.op, old_target, new_target, consumers))

@@ -14,6 +14,7 @@ from polygraphy_ext.passes.dim_alignment.candidates import WeightedOp
 from polygraphy_ext.passes.dim_alignment.propagation import Region, constant_of
 from polygraphy_ext.passes.dim_alignment.report import TensorChange
 from polygraphy_ext.passes.dim_alignment.symbolic import ShapeTable
+from polygraphy_ext.passes.naming import UniqueNames
 
 
 def padded_array(values: np.ndarray, axis: int, amount: int, fill: float = 0.0) -> np.ndarray:
@@ -41,17 +42,10 @@ class GraphEditor:
     def __init__(self, graph: gs.Graph, shapes: ShapeTable):
         self.graph = graph
         self._shapes = shapes
-        self._names = set(graph.tensors().keys())
+        self.unique_name = UniqueNames(graph.tensors().keys())
         self._weight_plans: Dict[int, WeightPlan] = {}
         self.opset = int(graph.opset)
 
-    def unique_name(self, base: str) -> str:
-        name, index = base, 1
-        while name in self._names:
-            name = f"{base}_{index}"
-            index += 1
-        self._names.add(name)
-        return name
 
     def _new_constant(self, base: str, values: np.ndarray) -> gs.Constant:
         return gs.Constant(self.unique_name(base), np.ascontiguousarray(values))

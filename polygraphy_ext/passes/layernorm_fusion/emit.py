@@ -4,7 +4,7 @@ Plugin node names, versions, namespace, domain and fields come only from ``polyg
 the definition the C++ plugin creators are generated from.
 """
 
-from typing import Dict, List, Set
+from typing import Dict, List
 
 import numpy as np
 import onnx
@@ -12,21 +12,10 @@ import onnx_graphsurgeon as gs
 
 from polygraphy_ext.passes.layernorm_fusion.matching import normalized_dims
 from polygraphy_ext.passes.layernorm_fusion.patterns import NormMatch
+from polygraphy_ext.passes.naming import UniqueNames
 
 LAYERNORM_OPSET = 17
 RMSNORM_OPSET = 23
-
-
-class UniqueNames:
-    def __init__(self, taken: Set[str]):
-        self._taken = set(taken)
-
-    def __call__(self, base: str) -> str:
-        name, i = base, 1
-        while name in self._taken:
-            name, i = f"{base}_{i}", i + 1
-        self._taken.add(name)
-        return name
 
 
 def detach_all(nodes: Dict[int, gs.Node]) -> None:

@@ -4,7 +4,7 @@ from typing import Dict, List, Optional, Tuple
 
 import onnx_graphsurgeon as gs
 
-from polygraphy_ext.passes.layernorm_fusion.emit import EMITTERS, UniqueNames, detach_all
+from polygraphy_ext.passes.layernorm_fusion.emit import EMITTERS, detach_all
 from polygraphy_ext.passes.layernorm_fusion.matching import GraphView, NotACandidate, Reject, is_onnx_node
 from polygraphy_ext.passes.layernorm_fusion.opset import (
     default_opset,
@@ -14,6 +14,7 @@ from polygraphy_ext.passes.layernorm_fusion.opset import (
 )
 from polygraphy_ext.passes.layernorm_fusion.patterns import PATTERNS, NormMatch, match_skip
 from polygraphy_ext.passes.layernorm_fusion.report import Candidate, FusionReport
+from polygraphy_ext.passes.naming import UniqueNames
 
 TARGETS = tuple(EMITTERS)
 
