@@ -38,8 +38,9 @@ def display_name(name: str, width: int) -> str:
     return shorten_middle(name.translate(_PRINTABLE), width)
 
 
-def _layers(count: int) -> str:
-    return f"{count} layer" if count == 1 else f"{count} layers"
+def _counted(count: int, noun: str) -> str:
+    """The count and the noun, plural unless the count is 1: "1 layer", "3 layers", "2 more layers"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _ms(value: Optional[float]) -> str:
@@ -141,12 +142,12 @@ def summary_line(ranking: Ranking, fraction: float = 0.9) -> str:
     timed = len(ranking.timed_rows)
     zero = len(ranking.zero_time_rows)
     if not timed:
-        return f"no layer took any time ({_layers(zero)} with zero time)"
+        return f"no layer took any time ({_counted(zero, 'layer')} with zero time)"
     extra = f", {zero} with zero time" if zero else ""
     needed = ranking.layers_for_share(fraction)
     return (
-        f"{_layers(needed)} {'makes' if needed == 1 else 'make'} {fraction:.0%} of the time "
-        f"(of {timed} timed {'layer' if timed == 1 else 'layers'}{extra}); "
+        f"{_counted(needed, 'layer')} {'makes' if needed == 1 else 'make'} {fraction:.0%} of the time "
+        f"(of {_counted(timed, 'timed layer')}{extra}); "
         f"total {ranking.total_average_ms:.4f} ms per iteration"
     )
 
@@ -185,11 +186,11 @@ def render_ranking(
     hidden = timed[len(shown) :]
     if hidden:
         hidden_share = sum(row.share for row in hidden)
-        rows.append(["…", _pct(hidden_share), "", "", "", ""] + ([""] if explain else []) + [f"({len(hidden)} more {'layer' if len(hidden) == 1 else 'layers'})"])
+        rows.append(["…", _pct(hidden_share), "", "", "", ""] + ([""] if explain else []) + [f"({_counted(len(hidden), 'more layer')})"])
         colors.append(None)
     zero = ranking.zero_time_rows
     if zero:
-        rows.append(["-", _pct(0.0), "", _ms(0.0), "", ""] + ([""] if explain else []) + [f"({_layers(len(zero))} with zero time)"])
+        rows.append(["-", _pct(0.0), "", _ms(0.0), "", ""] + ([""] if explain else []) + [f"({_counted(len(zero), 'layer')} with zero time)"])
         colors.append(None)
     lines.append(_table(fmt, header, rows, right, paint, colors))
     lines += ["", summary_line(ranking)]
