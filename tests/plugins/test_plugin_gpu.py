@@ -20,8 +20,10 @@ from plugin_cases import PLUGINS, Case, make_tensors, reference, tolerance  # no
 pytestmark = pytest.mark.gpu
 
 # The issue's sizes plus each side of the kernels' geometry limits: 6143/6145 (odd: the scalar path's last row
-# held on chip / first streamed row), 16392 (vectorized: first streamed row after 16384).
-HIDDEN = (1, 3, 64, 255, 256, 320, 768, 1000, 1024, 2048, 4096, 5120, 6143, 6145, 8192, 12288, 16384, 16392, 65536)
+# held on chip / first streamed row), 16392 (vectorized: first streamed row after 16384 for rows held as fp32;
+# held as 16-bit vectors, LayerNorm/RMSNorm keep it on chip up to 32768, 32776 is their first streamed row).
+HIDDEN = (1, 3, 64, 255, 256, 320, 768, 1000, 1024, 2048, 4096, 5120, 6143, 6145, 8192, 12288, 16384, 16392, 32768,
+          32776, 65536)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -63,7 +65,7 @@ def sweep():
     for plugin in PLUGINS:
         for dname, dtype in DTYPES.items():
             for hidden in HIDDEN:
-                rows = (7, 64) if hidden == 65536 else (7, 4096)
+                rows = (7, 64) if hidden > 16392 else (7, 4096)
                 for r in rows:
                     cases.append(Case(plugin, r, hidden, dtype))
             # gamma/beta/bias in fp32 with 16-bit activations, on the vectorized and the scalar path
@@ -111,9 +113,10 @@ def test_fp16_rows_near_1e4_do_not_overflow(harness, plugin):
 
 
 @pytest.mark.parametrize("plugin", ["LayerNorm", "SkipLayerNorm"])
-@pytest.mark.parametrize("hidden", [256, 4096, 65536])  # fp32: rows per lane group, per block (warps merged), streamed
-def test_constant_rows_with_tiny_epsilon_give_beta(harness, plugin, hidden):
-    case = Case(plugin, 16, hidden, torch.float32, epsilon=1e-12)
+@pytest.mark.parametrize("hidden", [256, 4096, 65536])  # rows per lane group, per block (warps merged), streamed
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])  # fp16 LayerNorm: rows held packed
+def test_constant_rows_with_tiny_epsilon_give_beta(harness, plugin, hidden, dtype):
+    case = Case(plugin, 16, hidden, dtype, epsilon=1e-12)
 
     def constant(inputs):
         inputs[0].copy_(torch.randn(16, 1, device="cuda").expand(16, hidden))
@@ -122,6 +125,18 @@ def test_constant_rows_with_tiny_epsilon_give_beta(harness, plugin, hidden):
             inputs[4].zero_()
 
     run_and_check(harness, case, mutate=constant)
+
+
+@pytest.mark.parametrize("hidden", [1024, 5120])  # 16-bit rows held packed: 16 lanes per row; a block per row
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_rows_around_a_large_common_offset(harness, hidden, dtype):
+    # Offset 300-200x the spread: E[x^2] - E[x]^2, or sums of x that round, would be off by percents here.
+    spread = 30.0 if dtype == torch.float16 else 50.0  # about 4 and 1 of the 16-bit type's steps at 1e4 (8, 64)
+
+    def offset(inputs):
+        inputs[0].copy_(1e4 + spread * torch.randn(inputs[0].shape, device="cuda"))
+
+    run_and_check(harness, Case("LayerNorm", 64, hidden, dtype), mutate=offset)
 
 
 @pytest.mark.parametrize("plugin", PLUGINS)

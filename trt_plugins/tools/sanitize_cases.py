@@ -22,7 +22,8 @@ def cases():
         yield Case(plugin, 37, 256, torch.float16)  # vectorized, several rows per warp, a partial last block
         yield Case(plugin, 9, 1024, torch.float16, offsets={"input": 1})  # misaligned: scalar fallback
         yield Case(plugin, 6, 4096, torch.bfloat16, param_dtype=torch.float32)  # block per row, vectorized
-        yield Case(plugin, 5, 12288, torch.float16)  # block per row, 3 vectors per thread
+        yield Case(plugin, 5, 12288, torch.float16)  # block per row, 3 vectors per thread (packed: 6)
+        yield Case(plugin, 3, 32768, torch.bfloat16)  # LayerNorm/RMSNorm: the longest row held packed on chip
         yield Case(plugin, 3, 65536, torch.float32)  # streaming path
         yield Case(plugin, 3, 6145, torch.float16)  # scalar streaming path
         yield Case(plugin, 0, 768, torch.float32)  # empty
