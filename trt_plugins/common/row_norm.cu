@@ -497,19 +497,47 @@ inline int blockRowThreads(int64_t vectors, int items)
     return static_cast<int>(((vectors + items - 1) / items + 31) / 32 * 32);
 }
 
+// Lanes per row of a row held by groups of lanes: the power of two >= the lanes needed (<= 32).
+inline int groupLanes(int64_t lanesNeeded)
+{
+    int lanes = 1;
+    while (lanes < lanesNeeded)
+    {
+        lanes <<= 1;
+    }
+    return lanes;
+}
+
+// Vectors per thread of the on-chip kernel.
+template <int VEC, bool kPacked>
+constexpr int onChipItems()
+{
+    return VEC == 1 ? kScalarItems : (kPacked ? kPackedValues : kRegisterFloats) / VEC;
+}
+
+// True when `rows` rows of `cols` fill every slot of one resident wave of the on-chip kernel holding rows as fp32
+// (cols must fit it): only then is the launch bandwidth-bound rather than latency-bound.
+template <typename T, typename P, int VEC>
+bool fillsFp32Wave(int64_t rows, int64_t cols)
+{
+    constexpr int kItems = onChipItems<VEC, false>();
+    auto const kernel = rowNormOnChip<T, P, VEC, kItems, false>;
+    int64_t const vectors = cols / VEC;
+    int64_t const lanesNeeded = (vectors + kItems - 1) / kItems;
+    int const threads = lanesNeeded <= 32 ? kGroupBlock : blockRowThreads(vectors, kItems);
+    int64_t const rowsPerBlock = lanesNeeded <= 32 ? kGroupBlock / groupLanes(lanesNeeded) : 1;
+    return rows > residentGrid(kernel, threads, INT64_MAX) * rowsPerBlock;
+}
+
 template <typename T, typename P, int VEC, bool kPacked>
 cudaError_t launchWidth(KernelArgs const& k, cudaStream_t stream)
 {
-    constexpr int kItems = VEC == 1 ? kScalarItems : (kPacked ? kPackedValues : kRegisterFloats) / VEC;
+    constexpr int kItems = onChipItems<VEC, kPacked>();
     int64_t const vectors = k.a.cols / VEC;
     int64_t const lanesNeeded = (vectors + kItems - 1) / kItems;
     if (lanesNeeded <= 32)
     {
-        int lanes = 1;
-        while (lanes < lanesNeeded)
-        {
-            lanes <<= 1;
-        }
+        int const lanes = groupLanes(lanesNeeded);
         int const rowsPerBlock = kGroupBlock / lanes;
         auto const kernel = rowNormOnChip<T, P, VEC, kItems, kPacked>;
         int const grid = residentGrid(kernel, kGroupBlock, (k.a.rows + rowsPerBlock - 1) / rowsPerBlock);
@@ -523,16 +551,15 @@ cudaError_t launchWidth(KernelArgs const& k, cudaStream_t stream)
         {
             // One row per block, and at 128 registers an SM holds only 512 threads: with 3/4 of the vectors per
             // thread the blocks may pack it better (fp16 H=12288 held as fp32: 384 threads, one block, 12 warps per
-            // SM; with 3 vectors 512 threads, 16 warps). Held as fp32, worth it only when the warps grow at least as
-            // much as the per-row reduction work per value does (4/3); held packed (64 values per thread, so the
-            // reductions weigh half as much per value), whenever more warps fit: at H=5120, 4 blocks of 128 threads
-            // instead of 5 of 96 measured 0.85 of copy against 0.83 (H200).
+            // SM; with 3 vectors 512 threads, 16 warps). Worth it only when the warps grow at least as much as the
+            // per-row reduction work per value does (4/3). Measured for rows held packed too (H200): taking it for
+            // any gain in warps won 0.01-0.02 of copy at H=5120 but lost 0.03-0.05 at bf16 H=8192 (18 warps of 6
+            // vectors against 16 of 8).
             constexpr int kFewerItems = kItems * 3 / 4;
             int const fewerThreads = blockRowThreads(vectors, kFewerItems);
             auto const fewerKernel = rowNormOnChip<T, P, VEC, kFewerItems, kPacked>;
             if (fewerThreads <= kMaxBlock
-                && (kPacked ? residentWarps(fewerKernel, fewerThreads) > residentWarps(kernel, threads)
-                           : 3 * residentWarps(fewerKernel, fewerThreads) >= 4 * residentWarps(kernel, threads)))
+                && 3 * residentWarps(fewerKernel, fewerThreads) >= 4 * residentWarps(kernel, threads))
             {
                 fewerKernel<<<residentGrid(fewerKernel, fewerThreads, k.a.rows), fewerThreads, 0, stream>>>(
                     k, fewerThreads);
@@ -565,8 +592,12 @@ cudaError_t launchTyped(KernelArgs const& k, cudaStream_t stream)
     if constexpr (sizeof(T) == 2)
     {
         // Short rows stay fp32-held: packed, a row of H <= 512 spreads over <= 8 lanes, each load instruction of a
-        // warp then touches 4-8 rows, and at H=256 that measured 0.84 of copy bandwidth against 0.91 (H200).
-        if (a.skip == nullptr && a.bias == nullptr && a.cols > 8 * kPackedValues)
+        // warp then touches 4-8 rows, and at H=256 that measured 0.84 of copy bandwidth against 0.91 (H200). So do
+        // launches too small to fill the GPU: there latency counts, and packed rows have half the threads each
+        // (RMSNorm 1 x 768 fp16: 2.33 us packed, 2.19 fp32-held).
+        bool const fp32HeldFits = a.cols <= static_cast<int64_t>(kMaxBlock) * kRegisterFloats;
+        if (a.skip == nullptr && a.bias == nullptr && a.cols > 8 * kPackedValues
+            && (!fp32HeldFits || fillsFp32Wave<T, P, kVec>(a.rows, a.cols)))
         {
             return launchWidth<T, P, kVec, true>(k, stream);
         }

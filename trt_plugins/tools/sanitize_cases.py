@@ -24,6 +24,9 @@ def cases():
         yield Case(plugin, 6, 4096, torch.bfloat16, param_dtype=torch.float32)  # block per row, vectorized
         yield Case(plugin, 5, 12288, torch.float16)  # block per row, 3 vectors per thread (packed: 6)
         yield Case(plugin, 3, 32768, torch.bfloat16)  # LayerNorm/RMSNorm: the longest row held packed on chip
+        # LayerNorm/RMSNorm held packed (enough rows to fill an H200's wave): lane groups; block rows, 6 vectors
+        yield Case(plugin, 4096, 1024, torch.float16)
+        yield Case(plugin, 264, 12288, torch.bfloat16)
         yield Case(plugin, 3, 65536, torch.float32)  # streaming path
         yield Case(plugin, 3, 6145, torch.float16)  # scalar streaming path
         yield Case(plugin, 0, 768, torch.float32)  # empty

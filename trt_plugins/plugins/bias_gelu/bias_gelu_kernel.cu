@@ -55,46 +55,70 @@ __device__ __forceinline__ float gelu(float v)
     return kTanh ? geluTanh(v) : geluErf(v);
 }
 
-// Grid-stride over VEC-wide vectors; each thread loads its next vector before computing the current one, so one load
-// per thread is always in flight while the GELU arithmetic runs (measured on an H200 against asking L2 for the next
-// vector: +0.5-1.5 points of copy bandwidth, at the same 32 registers).
+// y = gelu(x + bias) for the VEC elements of vector v, whose bias starts at column `col`.
 template <typename T, typename P, int VEC, bool kTanh>
+__device__ __forceinline__ void geluVector(BiasGeluArgs const& a, Bits<T, VEC> const& xBits, int64_t v, int64_t col)
+{
+    float values[VEC];
+    unpack(xBits, values);
+    if (a.bias)
+    {
+        addFloats<P, VEC>(static_cast<P const*>(a.bias) + col, values);
+    }
+#pragma unroll
+    for (int j = 0; j < VEC; ++j)
+    {
+        values[j] = gelu<kTanh>(values[j]);
+    }
+    storeFloats<T, VEC>(static_cast<T*>(a.y) + v * VEC, values);
+}
+
+// Grid-stride over VEC-wide vectors, UNROLL of them per thread per iteration (v, v + stride, ...); each thread loads
+// its next UNROLL vectors into registers before computing the current ones, so loads are always in flight while the
+// GELU arithmetic runs. Loads past the end read the last vector again (in bounds) and are never used.
+template <typename T, typename P, int VEC, int UNROLL, bool kTanh>
 __global__ void __launch_bounds__(kBlock) biasGelu(BiasGeluArgs const a)
 {
     int64_t const vectors = a.n / VEC;
     int64_t const stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-    int64_t v = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    // The bias column advances by a constant step per iteration; tracking it avoids a 64-bit modulo per vector.
-    int64_t const biasStep = (stride * VEC) % a.biasSize;
-    int64_t col = (v * VEC) % a.biasSize;
-    T const* x = static_cast<T const*>(a.x);
-    if (v >= vectors)
+    int64_t const first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (first >= vectors)
     {
         return;
     }
-    Bits<T, VEC> current = loadBits<T, VEC, true>(x + v * VEC);
-    for (; v < vectors; v += stride)
+    int64_t const last = vectors - 1;
+    T const* const x = static_cast<T const*>(a.x);
+    // Each bias column advances by a constant step per iteration; tracking it avoids a 64-bit modulo per vector.
+    int64_t const biasStep = (UNROLL * stride * VEC) % a.biasSize;
+    int64_t col[UNROLL];
+    Bits<T, VEC> current[UNROLL];
+#pragma unroll
+    for (int u = 0; u < UNROLL; ++u)
     {
-        int64_t const next = v + stride < vectors ? v + stride : vectors - 1;
-        Bits<T, VEC> const following = loadBits<T, VEC, true>(x + next * VEC);
-        float values[VEC];
-        unpack(current, values);
-        if (a.bias)
+        int64_t const v = first + u * stride;
+        col[u] = (v * VEC) % a.biasSize;
+        current[u] = loadBits<T, VEC, true>(x + (v < last ? v : last) * VEC);
+    }
+    for (int64_t v = first; v < vectors; v += UNROLL * stride)
+    {
+        Bits<T, VEC> following[UNROLL];
+#pragma unroll
+        for (int u = 0; u < UNROLL; ++u)
         {
-            addFloats<P, VEC>(static_cast<P const*>(a.bias) + col, values);
+            int64_t const next = v + (UNROLL + u) * stride;
+            following[u] = loadBits<T, VEC, true>(x + (next < last ? next : last) * VEC);
         }
 #pragma unroll
-        for (int j = 0; j < VEC; ++j)
+        for (int u = 0; u < UNROLL; ++u)
         {
-            values[j] = gelu<kTanh>(values[j]);
+            if (u == 0 || v + u * stride < vectors)
+            {
+                geluVector<T, P, VEC, kTanh>(a, current[u], v + u * stride, col[u]);
+            }
+            col[u] += biasStep;
+            col[u] -= col[u] >= a.biasSize ? a.biasSize : 0;
+            current[u] = following[u];
         }
-        storeFloats<T, VEC>(static_cast<T*>(a.y) + v * VEC, values);
-        col += biasStep;
-        if (col >= a.biasSize)
-        {
-            col -= a.biasSize;
-        }
-        current = following;
     }
 }
 
@@ -102,6 +126,10 @@ template <typename T, typename P, bool kTanh>
 cudaError_t launchApproximation(BiasGeluArgs const& a, cudaStream_t stream)
 {
     constexpr int kVec = 16 / sizeof(T);
+    // 16-bit GELU does twice the arithmetic per byte of fp32: two vectors per iteration halve the loop's overhead per
+    // element and double the bytes in flight (48 instead of 32 registers). Measured on an H200 (docs/benchmarks.md):
+    // +1.5-2 points of copy bandwidth for fp16/bf16, -1 for fp32, which stays at one vector.
+    constexpr int kUnroll = sizeof(T) == 2 ? 2 : 1;
     // Vectors must not straddle a bias period, and every pointer must allow 16-byte accesses.
     bool const vectorized = a.n % kVec == 0 && (a.bias == nullptr || a.biasSize % kVec == 0) && isAligned(a.x, 16)
         && isAligned(a.y, 16) && isAligned(a.bias, 16);
@@ -109,12 +137,12 @@ cudaError_t launchApproximation(BiasGeluArgs const& a, cudaStream_t stream)
     int64_t const blocks = (a.n / vec + kBlock - 1) / kBlock;
     if (vectorized)
     {
-        auto const kernel = biasGelu<T, P, kVec, kTanh>;
+        auto const kernel = biasGelu<T, P, kVec, kUnroll, kTanh>;
         kernel<<<residentGrid(kernel, kBlock, blocks), kBlock, 0, stream>>>(a);
     }
     else
     {
-        auto const kernel = biasGelu<T, P, 1, kTanh>;
+        auto const kernel = biasGelu<T, P, 1, kUnroll, kTanh>;
         kernel<<<residentGrid(kernel, kBlock, blocks), kBlock, 0, stream>>>(a);
     }
     return cudaGetLastError();
