@@ -180,6 +180,7 @@ __device__ __forceinline__ float sumOverShare(Held const& row, int held, Term te
     return sum;
 }
 
+// Sum of (v - center)^2 over the first `held` values of a thread's share of a row.
 template <typename Held>
 __device__ __forceinline__ float squaredDeviations(Held const& row, int held, float center)
 {
