@@ -127,7 +127,7 @@ __device__ __forceinline__ Moments merge(Moments a, Moments b)
 
 // A thread's share of a row held on chip as fp32 values: s = x + skip (+ bias) had to be computed, and rounding it
 // to the io type to hold it would add a rounding the output must not have.
-template <typename T, int VEC, int ITEMS>
+template <int VEC, int ITEMS>
 struct FloatShare
 {
     static constexpr int kItems = ITEMS;
@@ -236,7 +236,7 @@ struct RowShare
 // value is converted, so all of them are in flight together (one memory round trip per row, not per vector).
 template <typename T, typename P, int VEC, int ITEMS>
 __device__ __forceinline__ void loadRowShare(
-    RowNormArgs const& a, RowShare const& share, int64_t rowOffset, FloatShare<T, VEC, ITEMS>& held)
+    RowNormArgs const& a, RowShare const& share, int64_t rowOffset, FloatShare<VEC, ITEMS>& held)
 {
     float (&v)[ITEMS][VEC] = held.v;
     T const* const x = static_cast<T const*>(a.x) + rowOffset;
@@ -335,7 +335,7 @@ __device__ __forceinline__ void storeNormalizedShare(RowNormArgs const& a, RowSh
 template <typename T, typename P, int VEC, int ITEMS, bool kPacked>
 __global__ void __launch_bounds__(kMaxBlock, 1) rowNormOnChip(KernelArgs const k, int const lanesPerRow)
 {
-    using Held = std::conditional_t<kPacked, BitsShare<T, VEC, ITEMS>, FloatShare<T, VEC, ITEMS>>;
+    using Held = std::conditional_t<kPacked, BitsShare<T, VEC, ITEMS>, FloatShare<VEC, ITEMS>>;
     __shared__ Moments exchange[2][kMaxBlock / 32];
     // Elements each warp holds of a block-wide row (the same for every row), kept in shared memory rather than
     // in a register that would live across the whole loop.
@@ -492,21 +492,35 @@ __global__ void __launch_bounds__(kMaxBlock) rowNormStreaming(KernelArgs const k
     }
 }
 
-// Threads of a block-wide row whose threads hold `items` vectors each (whole warps).
-inline int blockRowThreads(int64_t vectors, int items)
+// How the on-chip kernel holding `items` vectors per thread lays out rows of `vectors` vectors: a group of lanes (a
+// power of two <= 32; several rows per block of kGroupBlock threads) or a block of whole warps per row. `fits` is
+// false when a row would need more than kMaxBlock threads (the streaming kernel's rows).
+struct OnChipGeometry
 {
-    return static_cast<int>(((vectors + items - 1) / items + 31) / 32 * 32);
-}
+    bool fits;
+    int threads; // per block
+    int lanesPerRow;
+    int rowsPerBlock;
+};
 
-// Lanes per row of a row held by groups of lanes: the power of two >= the lanes needed (<= 32).
-inline int groupLanes(int64_t lanesNeeded)
+inline OnChipGeometry onChipGeometry(int64_t vectors, int items)
 {
-    int lanes = 1;
-    while (lanes < lanesNeeded)
+    int64_t const lanesNeeded = (vectors + items - 1) / items;
+    if (lanesNeeded <= 32)
     {
-        lanes <<= 1;
+        int lanes = 1;
+        while (lanes < lanesNeeded)
+        {
+            lanes <<= 1;
+        }
+        return {true, kGroupBlock, lanes, kGroupBlock / lanes};
     }
-    return lanes;
+    int64_t const threads = (lanesNeeded + 31) / 32 * 32;
+    if (threads > kMaxBlock)
+    {
+        return {false, 0, 0, 0};
+    }
+    return {true, static_cast<int>(threads), static_cast<int>(threads), 1};
 }
 
 // Vectors per thread of the on-chip kernel.
@@ -516,18 +530,16 @@ constexpr int onChipItems()
     return VEC == 1 ? kScalarItems : (kPacked ? kPackedValues : kRegisterFloats) / VEC;
 }
 
-// True when `rows` rows of `cols` fill every slot of one resident wave of the on-chip kernel holding rows as fp32
-// (cols must fit it): only then is the launch bandwidth-bound rather than latency-bound.
+// True when rows of `cols` held as fp32 would keep the launch bandwidth-bound rather than latency-bound: they do not
+// fit on chip, or `rows` of them fill every slot of one resident wave of the on-chip kernel.
 template <typename T, typename P, int VEC>
-bool fillsFp32Wave(int64_t rows, int64_t cols)
+bool fp32HeldIsBandwidthBound(int64_t rows, int64_t cols)
 {
     constexpr int kItems = onChipItems<VEC, false>();
-    auto const kernel = rowNormOnChip<T, P, VEC, kItems, false>;
-    int64_t const vectors = cols / VEC;
-    int64_t const lanesNeeded = (vectors + kItems - 1) / kItems;
-    int const threads = lanesNeeded <= 32 ? kGroupBlock : blockRowThreads(vectors, kItems);
-    int64_t const rowsPerBlock = lanesNeeded <= 32 ? kGroupBlock / groupLanes(lanesNeeded) : 1;
-    return rows > residentGrid(kernel, threads, INT64_MAX) * rowsPerBlock;
+    OnChipGeometry const g = onChipGeometry(cols / VEC, kItems);
+    return !g.fits
+        || rows > static_cast<int64_t>(residentGrid(rowNormOnChip<T, P, VEC, kItems, false>, g.threads, INT64_MAX))
+            * g.rowsPerBlock;
 }
 
 template <typename T, typename P, int VEC, bool kPacked>
@@ -535,20 +547,17 @@ cudaError_t launchWidth(KernelArgs const& k, cudaStream_t stream)
 {
     constexpr int kItems = onChipItems<VEC, kPacked>();
     int64_t const vectors = k.a.cols / VEC;
-    int64_t const lanesNeeded = (vectors + kItems - 1) / kItems;
-    if (lanesNeeded <= 32)
+    OnChipGeometry const g = onChipGeometry(vectors, kItems);
+    if (!g.fits)
     {
-        int const lanes = groupLanes(lanesNeeded);
-        int const rowsPerBlock = kGroupBlock / lanes;
-        auto const kernel = rowNormOnChip<T, P, VEC, kItems, kPacked>;
-        int const grid = residentGrid(kernel, kGroupBlock, (k.a.rows + rowsPerBlock - 1) / rowsPerBlock);
-        kernel<<<grid, kGroupBlock, 0, stream>>>(k, lanes);
+        auto const kernel = rowNormStreaming<T, P, VEC>;
+        kernel<<<residentGrid(kernel, kMaxBlock, k.a.rows), kMaxBlock, 0, stream>>>(k);
+        return cudaGetLastError();
     }
-    else if (lanesNeeded <= kMaxBlock)
+    auto const kernel = rowNormOnChip<T, P, VEC, kItems, kPacked>;
+    if constexpr (VEC > 1)
     {
-        int const threads = blockRowThreads(vectors, kItems);
-        auto const kernel = rowNormOnChip<T, P, VEC, kItems, kPacked>;
-        if constexpr (VEC > 1)
+        if (g.lanesPerRow > 32)
         {
             // One row per block, and at 128 registers an SM holds only 512 threads: with 3/4 of the vectors per
             // thread the blocks may pack it better (fp16 H=12288 held as fp32: 384 threads, one block, 12 warps per
@@ -557,23 +566,18 @@ cudaError_t launchWidth(KernelArgs const& k, cudaStream_t stream)
             // any gain in warps won 0.01-0.02 of copy at H=5120 but lost 0.03-0.05 at bf16 H=8192 (18 warps of 6
             // vectors against 16 of 8).
             constexpr int kFewerItems = kItems * 3 / 4;
-            int const fewerThreads = blockRowThreads(vectors, kFewerItems);
+            OnChipGeometry const fewer = onChipGeometry(vectors, kFewerItems);
             auto const fewerKernel = rowNormOnChip<T, P, VEC, kFewerItems, kPacked>;
-            if (fewerThreads <= kMaxBlock
-                && 3 * residentWarps(fewerKernel, fewerThreads) >= 4 * residentWarps(kernel, threads))
+            if (fewer.fits && 3 * residentWarps(fewerKernel, fewer.threads) >= 4 * residentWarps(kernel, g.threads))
             {
-                fewerKernel<<<residentGrid(fewerKernel, fewerThreads, k.a.rows), fewerThreads, 0, stream>>>(
-                    k, fewerThreads);
+                fewerKernel<<<residentGrid(fewerKernel, fewer.threads, k.a.rows), fewer.threads, 0, stream>>>(
+                    k, fewer.lanesPerRow);
                 return cudaGetLastError();
             }
         }
-        kernel<<<residentGrid(kernel, threads, k.a.rows), threads, 0, stream>>>(k, threads);
     }
-    else
-    {
-        auto const kernel = rowNormStreaming<T, P, VEC>;
-        kernel<<<residentGrid(kernel, kMaxBlock, k.a.rows), kMaxBlock, 0, stream>>>(k);
-    }
+    int const grid = residentGrid(kernel, g.threads, (k.a.rows + g.rowsPerBlock - 1) / g.rowsPerBlock);
+    kernel<<<grid, g.threads, 0, stream>>>(k, g.lanesPerRow);
     return cudaGetLastError();
 }
 
@@ -596,9 +600,8 @@ cudaError_t launchTyped(KernelArgs const& k, cudaStream_t stream)
         // warp then touches 4-8 rows, and at H=256 that measured 0.84 of copy bandwidth against 0.91 (H200). So do
         // launches too small to fill the GPU: there latency counts, and packed rows have half the threads each
         // (RMSNorm 1 x 768 fp16: 2.33 us packed, 2.19 fp32-held).
-        bool const fp32HeldFits = a.cols <= static_cast<int64_t>(kMaxBlock) * kRegisterFloats;
         if (a.skip == nullptr && a.bias == nullptr && a.cols > 8 * kPackedValues
-            && (!fp32HeldFits || fillsFp32Wave<T, P, kVec>(a.rows, a.cols)))
+            && fp32HeldIsBandwidthBound<T, P, kVec>(a.rows, a.cols))
         {
             return launchWidth<T, P, kVec, true>(k, stream);
         }
