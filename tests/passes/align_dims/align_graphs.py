@@ -35,6 +35,9 @@ class ModelBuilder:
     def weight(self, *shape, base="w"):
         return self.const((self.rng.standard_normal(shape) / np.sqrt(shape[0])).astype(np.float32), base)
 
+    def bias(self, n, base="bias"):
+        return self.const(self.rng.standard_normal(n).astype(np.float32), base)
+
     def op(self, op_type, inputs, n_out=1, **attrs):
         outs = [self.name(op_type.lower()) for _ in range(n_out)]
         self.nodes.append(helper.make_node(op_type, inputs, outs, name=self.name(op_type), **attrs))
@@ -43,7 +46,7 @@ class ModelBuilder:
     def linear(self, x, k, n, bias=True):
         y = self.op("MatMul", [x, self.weight(k, n)])
         if bias:
-            y = self.op("Add", [y, self.const(self.rng.standard_normal(n).astype(np.float32), "bias")])
+            y = self.op("Add", [y, self.bias(n)])
         return y
 
     def gelu_decomposed(self, x):
@@ -65,7 +68,7 @@ class ModelBuilder:
         w = (self.rng.standard_normal((c_out, c_in // group, k, k)) / np.sqrt(c_in * k * k / group)).astype(np.float32)
         inputs = [x, self.const(w, "convw")]
         if bias:
-            inputs.append(self.const(self.rng.standard_normal(c_out).astype(np.float32), "convb"))
+            inputs.append(self.bias(c_out, "convb"))
         return self.op("Conv", inputs, group=group, pads=[k // 2] * 4, kernel_shape=[k, k])
 
     def model(self, opset=OPSET):
@@ -145,9 +148,9 @@ def gemm_mlp(batch=4, k=32, hidden=93, n=16):
     """Gemm(transB=1) -> Relu -> Gemm(transA=0, transB=1), biases as Gemm C."""
     b = ModelBuilder(4)
     x = b.input("x", [batch, k])
-    h = b.op("Gemm", [x, b.weight(hidden, k), b.const(b.rng.standard_normal(hidden).astype(np.float32))], transB=1)
+    h = b.op("Gemm", [x, b.weight(hidden, k), b.bias(hidden, "c")], transB=1)
     h = b.op("Relu", [h])
-    y = b.op("Gemm", [h, b.weight(n, hidden), b.const(b.rng.standard_normal(n).astype(np.float32))], transB=1)
+    y = b.op("Gemm", [h, b.weight(n, hidden), b.bias(n, "c")], transB=1)
     b.output(y)
     return b.model()
 
@@ -217,8 +220,7 @@ def conv_transpose_chain(size=6):
     x = b.input("x", ["batch", 8, size, size])
     h = b.op("Relu", [b.conv(x, 8, 13)])
     w = (b.rng.standard_normal((13, 29, 2, 2)) / np.sqrt(13 * 4)).astype(np.float32)
-    bias = b.rng.standard_normal(29).astype(np.float32)
-    h = b.op("ConvTranspose", [h, b.const(w, "deconvw"), b.const(bias, "deconvb")], strides=[2, 2], kernel_shape=[2, 2])
+    h = b.op("ConvTranspose", [h, b.const(w, "deconvw"), b.bias(29, "deconvb")], strides=[2, 2], kernel_shape=[2, 2])
     b.output(b.conv(b.op("Relu", [h]), 29, 16, k=1))
     return b.model()
 
@@ -227,7 +229,7 @@ def gemm_trans_a(k=31, batch=4, hidden=93, n=16):
     """Gemm(transA=1: A is K x M) -> Relu -> Gemm: K sits on axis 0 of the input, N on axis 1 of the output."""
     b = ModelBuilder(15)
     x = b.input("x", [k, batch])
-    h = b.op("Gemm", [x, b.weight(k, hidden), b.const(b.rng.standard_normal(hidden).astype(np.float32))], transA=1)
+    h = b.op("Gemm", [x, b.weight(k, hidden), b.bias(hidden, "c")], transA=1)
     h = b.op("Relu", [h])
     b.output(b.op("Gemm", [h, b.weight(hidden, n)]))
     return b.model()
