@@ -212,6 +212,35 @@ __device__ __forceinline__ void prefetchL2(void const* p)
     asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 }
 
+// Starts copying 16 bytes from global to shared memory without holding a register for them (cp.async, sm_80 and
+// later; older GPUs copy synchronously). The copies a thread issues complete, for that thread, at waitCopies().
+__device__ __forceinline__ void copyToSharedAsync(void* dst, void const* src)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(static_cast<unsigned>(__cvta_generic_to_shared(dst))),
+        "l"(src)
+        : "memory");
+#else
+    *static_cast<uint4*>(dst) = __ldcs(static_cast<uint4 const*>(src));
+#endif
+}
+
+// Closes the group of copies issued so far.
+__device__ __forceinline__ void commitCopies()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+
+// Waits for every copy this thread has issued.
+__device__ __forceinline__ void waitCopies()
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group 0;" ::: "memory");
+#endif
+}
+
 // Sum over aligned groups of `width` lanes (a power of two <= 32); every lane gets the group's total.
 __device__ __forceinline__ float groupSumInWarp(float v, int width)
 {
@@ -263,13 +292,28 @@ cudaError_t dispatchTypes(Dtype io, Dtype param, Launch&& launch)
     return cudaErrorInvalidValue;
 }
 
+// Host side: the most dynamic shared memory one block may opt in to on the current device (0 if the runtime cannot
+// tell): 227 KiB on an H100/H200, 99 KiB on sm_86/89, 64 KiB on sm_75.
+inline size_t sharedBytesPerBlock()
+{
+    int device = 0;
+    int bytes = 0;
+    if (cudaGetDevice(&device) != cudaSuccess
+        || cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess)
+    {
+        cudaGetLastError();
+        return 0;
+    }
+    return static_cast<size_t>(bytes);
+}
+
 // Host side: warps of `kernel` in blocks of `threads` that one multiprocessor of the current device keeps resident
 // (0 if the runtime cannot tell).
 template <typename Kernel>
-int residentWarps(Kernel kernel, int threads)
+int residentWarps(Kernel kernel, int threads, size_t sharedBytes = 0)
 {
     int perSm = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads, 0) != cudaSuccess)
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads, sharedBytes) != cudaSuccess)
     {
         cudaGetLastError();
         return 0;
@@ -278,17 +322,17 @@ int residentWarps(Kernel kernel, int threads)
 }
 
 // Host side: a grid of at most as many blocks as the current device keeps resident at once for `kernel`
-// (its register and shared-memory use included), so that a grid-stride loop runs in one wave with no tail
-// of late blocks.
+// (its register and shared-memory use included, `sharedBytes` of dynamic shared memory per block), so that a
+// grid-stride loop runs in one wave with no tail of late blocks.
 template <typename Kernel>
-int residentGrid(Kernel kernel, int threads, int64_t blocksNeeded)
+int residentGrid(Kernel kernel, int threads, int64_t blocksNeeded, size_t sharedBytes = 0)
 {
     int device = 0;
     int sms = 0;
     int perSm = 0;
     if (cudaGetDevice(&device) != cudaSuccess
         || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess
-        || cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads, 0) != cudaSuccess)
+        || cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads, sharedBytes) != cudaSuccess)
     {
         cudaGetLastError(); // clear it: the launch that follows reports a real failure itself
         sms = 128;

@@ -232,42 +232,19 @@ struct RowShare
     }
 };
 
-// s = x (+ skip) (+ bias) for the thread's share of the row at `rowOffset`. Every load is issued before any
-// value is converted, so all of them are in flight together (one memory round trip per row, not per vector).
+// s = x (+ skip) (+ bias) for the thread's share of a row, from the raw vectors of its x (and skip).
 template <typename T, typename P, int VEC, int ITEMS>
-__device__ __forceinline__ void loadRowShare(
-    RowNormArgs const& a, RowShare const& share, int64_t rowOffset, FloatShare<VEC, ITEMS>& held)
+__device__ __forceinline__ void combineRowShare(RowNormArgs const& a, RowShare const& share,
+    Bits<T, VEC> const (&xBits)[ITEMS], Bits<T, VEC> const (&skipBits)[ITEMS], FloatShare<VEC, ITEMS>& held)
 {
     float (&v)[ITEMS][VEC] = held.v;
-    T const* const x = static_cast<T const*>(a.x) + rowOffset;
-    Bits<T, VEC> xBits[ITEMS];
 #pragma unroll
     for (int i = 0; i < ITEMS; ++i)
     {
-        xBits[i] = loadBits<T, VEC, true>(x + share.loadColumn(i, VEC));
-    }
-    if (a.skip)
-    {
-        T const* const skip = static_cast<T const*>(a.skip) + rowOffset;
-        Bits<T, VEC> skipBits[ITEMS];
-#pragma unroll
-        for (int i = 0; i < ITEMS; ++i)
+        unpack(xBits[i], v[i]);
+        if (a.skip)
         {
-            skipBits[i] = loadBits<T, VEC, true>(skip + share.loadColumn(i, VEC));
-        }
-#pragma unroll
-        for (int i = 0; i < ITEMS; ++i)
-        {
-            unpack(xBits[i], v[i]);
             addUnpacked(skipBits[i], v[i]);
-        }
-    }
-    else
-    {
-#pragma unroll
-        for (int i = 0; i < ITEMS; ++i)
-        {
-            unpack(xBits[i], v[i]);
         }
     }
     if (a.bias)
@@ -285,6 +262,97 @@ __device__ __forceinline__ void loadRowShare(
             addUnpacked(biasBits[i], v[i]);
         }
     }
+}
+
+// s = x (+ skip) (+ bias) for the thread's share of the row at `rowOffset`. Every load is issued before any
+// value is converted, so all of them are in flight together (one memory round trip per row, not per vector).
+template <typename T, typename P, int VEC, int ITEMS>
+__device__ __forceinline__ void loadRowShare(
+    RowNormArgs const& a, RowShare const& share, int64_t rowOffset, FloatShare<VEC, ITEMS>& held)
+{
+    T const* const x = static_cast<T const*>(a.x) + rowOffset;
+    Bits<T, VEC> xBits[ITEMS];
+    Bits<T, VEC> skipBits[ITEMS];
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i)
+    {
+        xBits[i] = loadBits<T, VEC, true>(x + share.loadColumn(i, VEC));
+    }
+    if (a.skip)
+    {
+        T const* const skip = static_cast<T const*>(a.skip) + rowOffset;
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            skipBits[i] = loadBits<T, VEC, true>(skip + share.loadColumn(i, VEC));
+        }
+    }
+    combineRowShare<T, P, VEC, ITEMS>(a, share, xBits, skipBits, held);
+}
+
+// Shared-memory slots for a thread's share of x (and skip) of a row, 16 bytes per vector, for two rows used in turn:
+// the thread copies its next row in while it reduces and stores the current one, so the loads of a block that is
+// alone on its multiprocessor (long rows at 128 registers) no longer wait for its stores. Slot i of every thread
+// of a block is contiguous, so a warp reads consecutive 16-byte words. Each thread reads only the slots it filled
+// itself, after waiting for its own copies: no barrier is needed.
+template <int ITEMS>
+struct RowStaging
+{
+    uint4* slots;
+    int streams; // 1 (x) or 2 (x and skip)
+
+    static size_t bytes(int threads, bool skip)
+    {
+        return sizeof(uint4) * 2 * (skip ? 2 : 1) * ITEMS * static_cast<size_t>(threads);
+    }
+    __device__ __forceinline__ uint4* slot(int buffer, int stream, int i) const
+    {
+        return slots + ((buffer * streams + stream) * ITEMS + i) * static_cast<int>(blockDim.x) + threadIdx.x;
+    }
+};
+
+// Starts copying the thread's share of x (and skip) of the row at `rowOffset` into `buffer` of its slots.
+template <typename T, int VEC, int ITEMS>
+__device__ __forceinline__ void stageRowShare(
+    RowNormArgs const& a, RowShare const& share, int64_t rowOffset, RowStaging<ITEMS> const& staging, int buffer)
+{
+    static_assert(VEC * sizeof(T) == sizeof(uint4), "staged rows move whole 16-byte vectors");
+    T const* const x = static_cast<T const*>(a.x) + rowOffset;
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i)
+    {
+        copyToSharedAsync(staging.slot(buffer, 0, i), x + share.loadColumn(i, VEC));
+    }
+    if (a.skip)
+    {
+        T const* const skip = static_cast<T const*>(a.skip) + rowOffset;
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            copyToSharedAsync(staging.slot(buffer, 1, i), skip + share.loadColumn(i, VEC));
+        }
+    }
+    commitCopies();
+}
+
+// s = x (+ skip) (+ bias) for the thread's share of the row staged in `buffer`.
+template <typename T, typename P, int VEC, int ITEMS>
+__device__ __forceinline__ void readRowShare(RowNormArgs const& a, RowShare const& share,
+    RowStaging<ITEMS> const& staging, int buffer, FloatShare<VEC, ITEMS>& held)
+{
+    Bits<T, VEC> xBits[ITEMS];
+    Bits<T, VEC> skipBits[ITEMS];
+    waitCopies();
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i)
+    {
+        memcpy(&xBits[i], staging.slot(buffer, 0, i), sizeof(uint4));
+        if (a.skip)
+        {
+            memcpy(&skipBits[i], staging.slot(buffer, 1, i), sizeof(uint4));
+        }
+    }
+    combineRowShare<T, P, VEC, ITEMS>(a, share, xBits, skipBits, held);
 }
 
 // x alone for the thread's share of the row at `rowOffset` (the caller has checked that there is no skip and no bias).
@@ -327,15 +395,20 @@ __device__ __forceinline__ void storeNormalizedShare(RowNormArgs const& a, RowSh
 // ITEMS * VEC values) in registers between the statistics and the output: as fp32 values, or (kPacked, for a
 // 16-bit row with no skip and no bias) as x's raw vectors.
 //
+// kStaged (rows held as fp32): each row's x (and skip) comes through shared memory, copied in during the previous
+// row (RowStaging), instead of straight from global memory.
+//
 // Statistics: each warp's share of the row is reduced two-pass (sum shifted by the share's first value, which
 // its first lane holds, then squared deviations from the mean) with shuffles only. A row wider than a warp
 // merges the warps' moments through shared memory after a single barrier; the exchange buffer alternates
 // between two halves from one row to the next, so a warp that runs ahead into the next row never overwrites
 // what a slower warp is still reading.
-template <typename T, typename P, int VEC, int ITEMS, bool kPacked>
+template <typename T, typename P, int VEC, int ITEMS, bool kPacked, bool kStaged>
 __global__ void __launch_bounds__(kMaxBlock, 1) rowNormOnChip(KernelArgs const k, int const lanesPerRow)
 {
+    static_assert(!(kPacked && kStaged), "only rows held as fp32 are staged");
     using Held = std::conditional_t<kPacked, BitsShare<T, VEC, ITEMS>, FloatShare<VEC, ITEMS>>;
+    extern __shared__ uint4 stagingSlots[];
     __shared__ Moments exchange[2][kMaxBlock / 32];
     // Elements each warp holds of a block-wide row (the same for every row), kept in shared memory rather than
     // in a register that would live across the whole loop.
@@ -361,20 +434,41 @@ __global__ void __launch_bounds__(kMaxBlock, 1) rowNormOnChip(KernelArgs const k
         __syncwarp();
     }
     int64_t const rowStride = static_cast<int64_t>(gridDim.x) * rowsPerBlock;
+    // A thread past the last row reads the last row again (in bounds) and stores nothing.
+    auto const offsetOf = [&](int64_t rowIndex) { return (rowIndex < a.rows ? rowIndex : a.rows - 1) * a.cols; };
+    RowStaging<ITEMS> const staging{stagingSlots, a.skip ? 2 : 1};
     int parity = 0;
-    for (int64_t base = static_cast<int64_t>(blockIdx.x) * rowsPerBlock; base < a.rows; base += rowStride)
+    int64_t const firstRow = static_cast<int64_t>(blockIdx.x) * rowsPerBlock;
+    if constexpr (kStaged)
+    {
+        if (firstRow < a.rows)
+        {
+            stageRowShare<T, VEC, ITEMS>(a, share, offsetOf(firstRow + threadIdx.x / lanesPerRow), staging, 0);
+        }
+    }
+    for (int64_t base = firstRow; base < a.rows; base += rowStride)
     {
         int64_t const rowIndex = base + threadIdx.x / lanesPerRow;
         bool const valid = rowIndex < a.rows;
         int const held = valid ? share.items * VEC : 0;
-        // A thread past the last row reads the last row again (in bounds) and stores nothing.
-        int64_t const rowOffset = (valid ? rowIndex : a.rows - 1) * a.cols;
+        int64_t const rowOffset = offsetOf(rowIndex);
         Held row;
-        loadRowShare<T, P, VEC, ITEMS>(a, share, rowOffset, row);
+        if constexpr (kStaged)
+        {
+            readRowShare<T, P, VEC, ITEMS>(a, share, staging, parity, row);
+            if (base + rowStride < a.rows)
+            {
+                stageRowShare<T, VEC, ITEMS>(a, share, offsetOf(rowIndex + rowStride), staging, parity ^ 1);
+            }
+        }
+        else
+        {
+            loadRowShare<T, P, VEC, ITEMS>(a, share, rowOffset, row);
+        }
         // Ask L2 for this thread's share of its next row, so DRAM keeps streaming while this row is reduced and
         // stored. Only for a single input stream: with skip (four streams) enough bytes are in flight already,
         // and the extra L2 footprint cost more than it gained.
-        if (!a.skip && rowIndex + rowStride < a.rows)
+        if (!kStaged && !a.skip && rowIndex + rowStride < a.rows)
         {
             T const* next = static_cast<T const*>(a.x) + rowOffset + rowStride * a.cols;
 #pragma unroll
@@ -538,8 +632,50 @@ bool fp32HeldIsBandwidthBound(int64_t rows, int64_t cols)
     constexpr int kItems = onChipItems<VEC, false>();
     OnChipGeometry const g = onChipGeometry(cols / VEC, kItems);
     return !g.fits
-        || rows > static_cast<int64_t>(residentGrid(rowNormOnChip<T, P, VEC, kItems, false>, g.threads, INT64_MAX))
+        || rows > static_cast<int64_t>(residentGrid(rowNormOnChip<T, P, VEC, kItems, false, false>, g.threads, INT64_MAX))
             * g.rowsPerBlock;
+}
+
+// Launches `kernel` over the rows in geometry `g`, with `sharedBytes` of dynamic shared memory per block.
+template <typename Kernel>
+cudaError_t launchKernel(Kernel kernel, KernelArgs const& k, OnChipGeometry const& g, size_t sharedBytes,
+    cudaStream_t stream)
+{
+    // Above 48 KiB a kernel must opt in to dynamic shared memory (per device; repeating it is cheap).
+    if (sharedBytes > 48 * 1024)
+    {
+        cudaError_t const status
+            = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sharedBytes));
+        if (status != cudaSuccess)
+        {
+            return status;
+        }
+    }
+    int const grid = residentGrid(kernel, g.threads, (k.a.rows + g.rowsPerBlock - 1) / g.rowsPerBlock, sharedBytes);
+    kernel<<<grid, g.threads, sharedBytes, stream>>>(k, g.lanesPerRow);
+    return cudaGetLastError();
+}
+
+// The on-chip kernel holding ITEMS vectors per thread, in geometry `g`. A 16-bit row with skip, whose block is alone
+// on its multiprocessor (long rows at 128 registers), comes through shared memory (RowStaging): with no other block
+// to overlap it, the block's loads would otherwise wait for its own stores. Measured on an H200 (docs/benchmarks.md):
+// SkipLayerNorm fp16 H=12288 0.81 -> 0.88 of copy, H=16384 0.87 -> 0.89; staging rows that share their
+// multiprocessor with other blocks lost up to 0.09 (H=2048). fp32 rows are never staged: staged, they spill (32
+// values of x and skip plus the copies' addresses exceed 128 registers).
+template <typename T, typename P, int VEC, int ITEMS, bool kPacked>
+cudaError_t launchOnChip(KernelArgs const& k, OnChipGeometry const& g, cudaStream_t stream)
+{
+    auto const kernel = rowNormOnChip<T, P, VEC, ITEMS, kPacked, false>;
+    if constexpr (!kPacked && sizeof(T) == 2 && VEC * sizeof(T) == 16)
+    {
+        size_t const bytes = RowStaging<ITEMS>::bytes(g.threads, true);
+        int const warps = k.a.skip != nullptr ? residentWarps(kernel, g.threads) : 0;
+        if (warps > 0 && warps * 32 <= g.threads && bytes <= sharedBytesPerBlock())
+        {
+            return launchKernel(rowNormOnChip<T, P, VEC, ITEMS, false, true>, k, g, bytes, stream);
+        }
+    }
+    return launchKernel(kernel, k, g, 0, stream);
 }
 
 template <typename T, typename P, int VEC, bool kPacked>
@@ -554,7 +690,6 @@ cudaError_t launchWidth(KernelArgs const& k, cudaStream_t stream)
         kernel<<<residentGrid(kernel, kMaxBlock, k.a.rows), kMaxBlock, 0, stream>>>(k);
         return cudaGetLastError();
     }
-    auto const kernel = rowNormOnChip<T, P, VEC, kItems, kPacked>;
     if constexpr (VEC > 1)
     {
         if (g.lanesPerRow > 32)
@@ -567,18 +702,15 @@ cudaError_t launchWidth(KernelArgs const& k, cudaStream_t stream)
             // vectors against 16 of 8).
             constexpr int kFewerItems = kItems * 3 / 4;
             OnChipGeometry const fewer = onChipGeometry(vectors, kFewerItems);
-            auto const fewerKernel = rowNormOnChip<T, P, VEC, kFewerItems, kPacked>;
-            if (fewer.fits && 3 * residentWarps(fewerKernel, fewer.threads) >= 4 * residentWarps(kernel, g.threads))
+            if (fewer.fits
+                && 3 * residentWarps(rowNormOnChip<T, P, VEC, kFewerItems, kPacked, false>, fewer.threads)
+                    >= 4 * residentWarps(rowNormOnChip<T, P, VEC, kItems, kPacked, false>, g.threads))
             {
-                fewerKernel<<<residentGrid(fewerKernel, fewer.threads, k.a.rows), fewer.threads, 0, stream>>>(
-                    k, fewer.lanesPerRow);
-                return cudaGetLastError();
+                return launchOnChip<T, P, VEC, kFewerItems, kPacked>(k, fewer, stream);
             }
         }
     }
-    int const grid = residentGrid(kernel, g.threads, (k.a.rows + g.rowsPerBlock - 1) / g.rowsPerBlock);
-    kernel<<<grid, g.threads, 0, stream>>>(k, g.lanesPerRow);
-    return cudaGetLastError();
+    return launchOnChip<T, P, VEC, kItems, kPacked>(k, g, stream);
 }
 
 template <typename T, typename P>

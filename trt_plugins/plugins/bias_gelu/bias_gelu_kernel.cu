@@ -1,6 +1,8 @@
 #include "common/kernel_utils.cuh"
 #include "plugins/bias_gelu/bias_gelu_kernel.h"
 
+#include <cstdint>
+
 namespace pgx
 {
 namespace
@@ -27,8 +29,7 @@ __device__ __forceinline__ float approxExp2(float v)
 
 // gelu(v) = 0.5 v (1 + erf(v / sqrt(2))), erf through Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7,
 // below fp32 rounding of the result) with the hardware exp2 and reciprocal, and the 1 / sqrt(2) scaling folded into
-// the constants: 16-bit GELU does ~2x the arithmetic per byte of fp32, so every instruction shows in its bandwidth.
-// +inf gives +inf and -inf NaN, as the reference formula does.
+// the constants. Used for fp32 outputs. +inf gives +inf and -inf NaN, as the reference formula does.
 __device__ __forceinline__ float geluErf(float v)
 {
     constexpr float kP = 0.3275911f * 0.7071067811865476f;
@@ -40,6 +41,26 @@ __device__ __forceinline__ float geluErf(float v)
     return half * copysignf(erfAbs, v) + half;
 }
 
+// gelu(v) = v Phi(v) for 16-bit outputs, with Phi(-|v|) = 2^g(|v|) and g a degree-7 fit of log2 Phi(-a) on [0, 7]
+// (trt_plugins/tools/fit_gelu_erf.py prints these coefficients and checks them). Over every finite fp16 input, and
+// bf16 input with |v| <= 7, the fp32 value is within 0.03 ulp of the output type of exact GELU: after its one rounding
+// the result is within 0.52 ulp of exact (0.5 is correct rounding). Below v = -7 bf16 values (< 1e-11) reach zero
+// early. 7.1.26 above, as 1 + erf, cancels for negative v: 3.2 fp16 ulps off at v = -4, hundreds of bf16 ulps at
+// v = -5.5. Taking Phi(v) = 1 - Phi(-v) for v >= 0 has no such cancellation, and costs 7 FMAs and one exp2 instead of
+// a reciprocal, an exp2 and 11 other instructions. g falls to -inf as |v| grows (negative leading coefficient), so
+// +inf gives +inf and -inf NaN (-inf * 0), as the reference formula does.
+__device__ __forceinline__ float geluErfFit(float v)
+{
+    float const a = fabsf(v);
+    float const g = -1.00001395f
+        + a * (-1.15103567f
+            + a * (-0.458964378f
+                + a * (-0.0535012744f
+                    + a * (0.00830320269f + a * (-0.00088321208f + a * (5.61530142e-05f + a * -1.58820217e-06f))))));
+    float const phiBelow = approxExp2(g); // Phi(-|v|)
+    return v * (v >= 0.f ? 1.f - phiBelow : phiBelow);
+}
+
 // The tanh approximation as v * sigmoid(2u), u = sqrt(2/pi) (v + 0.044715 v^3): 0.5 (1 + tanh(u)) = 1 / (1 + e^-2u).
 // +inf gives +inf and -inf NaN (-inf * 0), as the reference formula does.
 __device__ __forceinline__ float geluTanh(float v)
@@ -49,10 +70,15 @@ __device__ __forceinline__ float geluTanh(float v)
     return v * approxRcp(1.f + approxExp2(exponent));
 }
 
-template <bool kTanh>
+// The exact form follows the output type: the fitted one is within 0.03 ulp of a 16-bit result, not of an fp32 one.
+template <typename T, bool kTanh>
 __device__ __forceinline__ float gelu(float v)
 {
-    return kTanh ? geluTanh(v) : geluErf(v);
+    if (kTanh)
+    {
+        return geluTanh(v);
+    }
+    return sizeof(T) == 2 ? geluErfFit(v) : geluErf(v);
 }
 
 // y = gelu(x + bias) for the VEC elements of vector v, whose bias starts at column `col`.
@@ -68,56 +94,55 @@ __device__ __forceinline__ void geluVector(BiasGeluArgs const& a, Bits<T, VEC> c
 #pragma unroll
     for (int j = 0; j < VEC; ++j)
     {
-        values[j] = gelu<kTanh>(values[j]);
+        values[j] = gelu<T, kTanh>(values[j]);
     }
     storeFloats<T, VEC>(static_cast<T*>(a.y) + v * VEC, values);
 }
 
-// Grid-stride over VEC-wide vectors, UNROLL of them per thread per iteration (v, v + stride, ...); each thread loads
-// its next UNROLL vectors into registers before computing the current ones, so loads are always in flight while the
-// GELU arithmetic runs. Loads past the end read the last vector again (in bounds) and are never used.
+// The bias column of element `element`: 32-bit division is a few instructions, 64-bit a long software sequence.
+__device__ __forceinline__ int64_t biasColumn(int64_t element, int64_t biasSize)
+{
+    if (((element | biasSize) >> 32) == 0)
+    {
+        return static_cast<uint32_t>(element) % static_cast<uint32_t>(biasSize);
+    }
+    return element % biasSize;
+}
+
+// Each block takes a tile of UNROLL * blockDim.x VEC-wide vectors, a thread the vectors threadIdx.x,
+// threadIdx.x + blockDim.x, ... of it (so a warp's accesses are consecutive), and every load of a thread is issued
+// before any of its values is used. The grid has a block per tile: blocks that finish give their multiprocessor to
+// new ones, whose loads then overlap the finishing blocks' arithmetic and stores. Only a grid too large to launch
+// strides over further tiles. Loads past the end read the last vector again (in bounds) and are never used.
 template <typename T, typename P, int VEC, int UNROLL, bool kTanh>
 __global__ void __launch_bounds__(kBlock) biasGelu(BiasGeluArgs const a)
 {
     int64_t const vectors = a.n / VEC;
-    int64_t const stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-    int64_t const first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (first >= vectors)
-    {
-        return;
-    }
     int64_t const last = vectors - 1;
+    int64_t const tile = static_cast<int64_t>(UNROLL) * blockDim.x;
     T const* const x = static_cast<T const*>(a.x);
-    // Each bias column advances by a constant step per iteration; tracking it avoids a 64-bit modulo per vector.
-    int64_t const biasStep = (UNROLL * stride * VEC) % a.biasSize;
-    int64_t col[UNROLL];
-    Bits<T, VEC> current[UNROLL];
-#pragma unroll
-    for (int u = 0; u < UNROLL; ++u)
+    // The bias column advances by a constant step from one of a thread's vectors to the next.
+    int64_t const step = biasColumn(static_cast<int64_t>(blockDim.x) * VEC, a.biasSize);
+    for (int64_t first = blockIdx.x * tile + threadIdx.x; first < vectors; first += gridDim.x * tile)
     {
-        int64_t const v = first + u * stride;
-        col[u] = (v * VEC) % a.biasSize;
-        current[u] = loadBits<T, VEC, true>(x + (v < last ? v : last) * VEC);
-    }
-    for (int64_t v = first; v < vectors; v += UNROLL * stride)
-    {
-        Bits<T, VEC> following[UNROLL];
+        Bits<T, VEC> bits[UNROLL];
 #pragma unroll
         for (int u = 0; u < UNROLL; ++u)
         {
-            int64_t const next = v + (UNROLL + u) * stride;
-            following[u] = loadBits<T, VEC, true>(x + (next < last ? next : last) * VEC);
+            int64_t const v = first + u * static_cast<int64_t>(blockDim.x);
+            bits[u] = loadBits<T, VEC, true>(x + (v < last ? v : last) * VEC);
         }
+        int64_t col = biasColumn(first * VEC, a.biasSize);
 #pragma unroll
         for (int u = 0; u < UNROLL; ++u)
         {
-            if (u == 0 || v + u * stride < vectors)
+            int64_t const v = first + u * static_cast<int64_t>(blockDim.x);
+            if (v < vectors)
             {
-                geluVector<T, P, VEC, kTanh>(a, current[u], v + u * stride, col[u]);
+                geluVector<T, P, VEC, kTanh>(a, bits[u], v, col);
             }
-            col[u] += biasStep;
-            col[u] -= col[u] >= a.biasSize ? a.biasSize : 0;
-            current[u] = following[u];
+            col += step;
+            col -= col >= a.biasSize ? a.biasSize : 0;
         }
     }
 }
@@ -126,24 +151,23 @@ template <typename T, typename P, bool kTanh>
 cudaError_t launchApproximation(BiasGeluArgs const& a, cudaStream_t stream)
 {
     constexpr int kVec = 16 / sizeof(T);
-    // 16-bit GELU does twice the arithmetic per byte of fp32: two vectors per iteration halve the loop's overhead per
-    // element and double the bytes in flight (48 instead of 32 registers). Measured on an H200 (docs/benchmarks.md):
-    // +1.5-2 points of copy bandwidth for fp16/bf16, -1 for fp32, which stays at one vector.
-    constexpr int kUnroll = sizeof(T) == 2 ? 2 : 1;
+    // Vectors per thread. Measured on an H200 (docs/benchmarks.md), fraction of copy bandwidth: 16-bit 4 vectors 0.97,
+    // 8 vectors 0.96; fp32 1 vector 1.01, 2 or 4 vectors 0.97. The persistent grid this replaced, with each thread's
+    // next vectors loaded a loop iteration ahead, reached 0.88 (16-bit) and 0.93 (fp32).
+    constexpr int kUnroll = sizeof(T) == 2 ? 4 : 1;
     // Vectors must not straddle a bias period, and every pointer must allow 16-byte accesses.
     bool const vectorized = a.n % kVec == 0 && (a.bias == nullptr || a.biasSize % kVec == 0) && isAligned(a.x, 16)
         && isAligned(a.y, 16) && isAligned(a.bias, 16);
     int const vec = vectorized ? kVec : 1;
-    int64_t const blocks = (a.n / vec + kBlock - 1) / kBlock;
+    int64_t const tiles = (a.n / vec + kBlock * kUnroll - 1) / (kBlock * kUnroll);
+    int const grid = static_cast<int>(tiles < INT32_MAX ? tiles : INT32_MAX);
     if (vectorized)
     {
-        auto const kernel = biasGelu<T, P, kVec, kUnroll, kTanh>;
-        kernel<<<residentGrid(kernel, kBlock, blocks), kBlock, 0, stream>>>(a);
+        biasGelu<T, P, kVec, kUnroll, kTanh><<<grid, kBlock, 0, stream>>>(a);
     }
     else
     {
-        auto const kernel = biasGelu<T, P, 1, kUnroll, kTanh>;
-        kernel<<<residentGrid(kernel, kBlock, blocks), kBlock, 0, stream>>>(a);
+        biasGelu<T, P, 1, kUnroll, kTanh><<<grid, kBlock, 0, stream>>>(a);
     }
     return cudaGetLastError();
 }
