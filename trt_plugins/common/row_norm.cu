@@ -290,7 +290,8 @@ __device__ __forceinline__ void loadRowShare(
     combineRowShare<T, P, VEC, ITEMS>(a, share, xBits, skipBits, held);
 }
 
-// Shared-memory slots for a thread's share of x (and skip) of a row, 16 bytes per vector, for two rows used in turn:
+// Shared-memory slots for a thread's share of x and skip of a row (only rows with skip are staged), 16 bytes per
+// vector, for two rows used in turn:
 // the thread copies its next row in while it reduces and stores the current one, so the loads of a block that is
 // alone on its multiprocessor (long rows at 128 registers) no longer wait for its stores. Slot i of every thread
 // of a block is contiguous, so a warp reads consecutive 16-byte words. Each thread reads only the slots it filled
@@ -298,39 +299,36 @@ __device__ __forceinline__ void loadRowShare(
 template <int ITEMS>
 struct RowStaging
 {
+    static constexpr int kStreams = 2; // x and skip
     uint4* slots;
-    int streams; // 1 (x) or 2 (x and skip)
 
-    static size_t bytes(int threads, bool skip)
+    static size_t bytes(int threads)
     {
-        return sizeof(uint4) * 2 * (skip ? 2 : 1) * ITEMS * static_cast<size_t>(threads);
+        return sizeof(uint4) * 2 * kStreams * ITEMS * static_cast<size_t>(threads);
     }
     __device__ __forceinline__ uint4* slot(int buffer, int stream, int i) const
     {
-        return slots + ((buffer * streams + stream) * ITEMS + i) * static_cast<int>(blockDim.x) + threadIdx.x;
+        return slots + ((buffer * kStreams + stream) * ITEMS + i) * static_cast<int>(blockDim.x) + threadIdx.x;
     }
 };
 
-// Starts copying the thread's share of x (and skip) of the row at `rowOffset` into `buffer` of its slots.
+// Starts copying the thread's share of x and skip of the row at `rowOffset` into `buffer` of its slots.
 template <typename T, int VEC, int ITEMS>
 __device__ __forceinline__ void stageRowShare(
     RowNormArgs const& a, RowShare const& share, int64_t rowOffset, RowStaging<ITEMS> const& staging, int buffer)
 {
     static_assert(VEC * sizeof(T) == sizeof(uint4), "staged rows move whole 16-byte vectors");
     T const* const x = static_cast<T const*>(a.x) + rowOffset;
+    T const* const skip = static_cast<T const*>(a.skip) + rowOffset;
 #pragma unroll
     for (int i = 0; i < ITEMS; ++i)
     {
         copyToSharedAsync(staging.slot(buffer, 0, i), x + share.loadColumn(i, VEC));
     }
-    if (a.skip)
-    {
-        T const* const skip = static_cast<T const*>(a.skip) + rowOffset;
 #pragma unroll
-        for (int i = 0; i < ITEMS; ++i)
-        {
-            copyToSharedAsync(staging.slot(buffer, 1, i), skip + share.loadColumn(i, VEC));
-        }
+    for (int i = 0; i < ITEMS; ++i)
+    {
+        copyToSharedAsync(staging.slot(buffer, 1, i), skip + share.loadColumn(i, VEC));
     }
     commitCopies();
 }
@@ -347,10 +345,7 @@ __device__ __forceinline__ void readRowShare(RowNormArgs const& a, RowShare cons
     for (int i = 0; i < ITEMS; ++i)
     {
         memcpy(&xBits[i], staging.slot(buffer, 0, i), sizeof(uint4));
-        if (a.skip)
-        {
-            memcpy(&skipBits[i], staging.slot(buffer, 1, i), sizeof(uint4));
-        }
+        memcpy(&skipBits[i], staging.slot(buffer, 1, i), sizeof(uint4));
     }
     combineRowShare<T, P, VEC, ITEMS>(a, share, xBits, skipBits, held);
 }
@@ -395,8 +390,8 @@ __device__ __forceinline__ void storeNormalizedShare(RowNormArgs const& a, RowSh
 // ITEMS * VEC values) in registers between the statistics and the output: as fp32 values, or (kPacked, for a
 // 16-bit row with no skip and no bias) as x's raw vectors.
 //
-// kStaged (rows held as fp32): each row's x (and skip) comes through shared memory, copied in during the previous
-// row (RowStaging), instead of straight from global memory.
+// kStaged (rows held as fp32, with skip): each row's x and skip come through shared memory, copied in during the
+// previous row (RowStaging), instead of straight from global memory.
 //
 // Statistics: each warp's share of the row is reduced two-pass (sum shifted by the share's first value, which
 // its first lane holds, then squared deviations from the mean) with shuffles only. A row wider than a warp
@@ -436,7 +431,7 @@ __global__ void __launch_bounds__(kMaxBlock, 1) rowNormOnChip(KernelArgs const k
     int64_t const rowStride = static_cast<int64_t>(gridDim.x) * rowsPerBlock;
     // A thread past the last row reads the last row again (in bounds) and stores nothing.
     auto const offsetOf = [&](int64_t rowIndex) { return (rowIndex < a.rows ? rowIndex : a.rows - 1) * a.cols; };
-    RowStaging<ITEMS> const staging{stagingSlots, a.skip ? 2 : 1};
+    RowStaging<ITEMS> const staging{stagingSlots};
     int parity = 0;
     int64_t const firstRow = static_cast<int64_t>(blockIdx.x) * rowsPerBlock;
     if constexpr (kStaged)
@@ -671,7 +666,7 @@ cudaError_t launchOnChip(KernelArgs const& k, OnChipGeometry const& g, cudaStrea
     auto const kernel = rowNormOnChip<T, P, VEC, ITEMS, kPacked, false>;
     if constexpr (!kPacked && sizeof(T) == 2 && VEC * sizeof(T) == 16)
     {
-        size_t const bytes = RowStaging<ITEMS>::bytes(g.threads, true);
+        size_t const bytes = RowStaging<ITEMS>::bytes(g.threads);
         int const warps = k.a.skip != nullptr ? residentWarps(kernel, g.threads) : 0;
         if (warps > 0 && warps * 32 <= g.threads && bytes <= sharedBytesPerBlock())
         {
