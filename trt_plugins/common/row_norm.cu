@@ -296,19 +296,20 @@ __device__ __forceinline__ void loadRowShare(
 // alone on its multiprocessor (long rows at 128 registers) no longer wait for its stores. Slot i of every thread
 // of a block is contiguous, so a warp reads consecutive 16-byte words. Each thread reads only the slots it filled
 // itself, after waiting for its own copies: no barrier is needed.
+constexpr int kStagedStreams = 2; // x and skip
+
 template <int ITEMS>
 struct RowStaging
 {
-    static constexpr int kStreams = 2; // x and skip
     uint4* slots;
 
     static size_t bytes(int threads)
     {
-        return sizeof(uint4) * 2 * kStreams * ITEMS * static_cast<size_t>(threads);
+        return sizeof(uint4) * 2 * kStagedStreams * ITEMS * static_cast<size_t>(threads);
     }
     __device__ __forceinline__ uint4* slot(int buffer, int stream, int i) const
     {
-        return slots + ((buffer * kStreams + stream) * ITEMS + i) * static_cast<int>(blockDim.x) + threadIdx.x;
+        return slots + ((buffer * kStagedStreams + stream) * ITEMS + i) * static_cast<int>(blockDim.x) + threadIdx.x;
     }
 };
 
@@ -384,24 +385,38 @@ __device__ __forceinline__ void storeNormalizedShare(RowNormArgs const& a, RowSh
     }
 }
 
+// Where the on-chip kernel's rows come from:
+// - kDirect: loaded at the top of the row's iteration; a single input stream also asks L2 for the next row.
+// - kStaged: x and skip copied into shared memory during the previous row (RowStaging).
+// - kAhead: x loaded into registers during the previous row (rows held packed). Measured on an H200
+//   (docs/benchmarks.md), 16-bit LayerNorm H=256-1024 0.89-0.91 -> 0.93-0.94 of copy: the loads of the next row
+//   are in flight while the current one is reduced and stored, and L2 no longer serves every byte twice
+//   (prefetch, then load), which Nsight Compute showed at 91% of its throughput with DRAM at 79%.
+enum class Feed
+{
+    kDirect,
+    kStaged,
+    kAhead,
+};
+
 // Rows held in registers. `lanesPerRow` is a power of two <= 32 (several rows per block, reduced with
 // shuffles) or equal to blockDim.x (one row per block). The loop bounds are uniform across the block so
 // that every lane reaches every shuffle and barrier. Each thread keeps its share of the row (at most
 // ITEMS * VEC values) in registers between the statistics and the output: as fp32 values, or (kPacked, for a
 // 16-bit row with no skip and no bias) as x's raw vectors.
 //
-// kStaged (rows held as fp32, with skip): each row's x and skip come through shared memory, copied in during the
-// previous row (RowStaging), instead of straight from global memory.
-//
 // Statistics: each warp's share of the row is reduced two-pass (sum shifted by the share's first value, which
 // its first lane holds, then squared deviations from the mean) with shuffles only. A row wider than a warp
 // merges the warps' moments through shared memory after a single barrier; the exchange buffer alternates
 // between two halves from one row to the next, so a warp that runs ahead into the next row never overwrites
 // what a slower warp is still reading.
-template <typename T, typename P, int VEC, int ITEMS, bool kPacked, bool kStaged>
+template <typename T, typename P, int VEC, int ITEMS, bool kPacked, Feed kFeed>
 __global__ void __launch_bounds__(kMaxBlock, 1) rowNormOnChip(KernelArgs const k, int const lanesPerRow)
 {
+    constexpr bool kStaged = kFeed == Feed::kStaged;
+    constexpr bool kAhead = kFeed == Feed::kAhead;
     static_assert(!(kPacked && kStaged), "only rows held as fp32 are staged");
+    static_assert(kPacked || !kAhead, "only rows held packed are loaded ahead");
     using Held = std::conditional_t<kPacked, BitsShare<T, VEC, ITEMS>, FloatShare<VEC, ITEMS>>;
     extern __shared__ uint4 stagingSlots[];
     __shared__ Moments exchange[2][kMaxBlock / 32];
@@ -434,11 +449,17 @@ __global__ void __launch_bounds__(kMaxBlock, 1) rowNormOnChip(KernelArgs const k
     RowStaging<ITEMS> const staging{stagingSlots};
     int parity = 0;
     int64_t const firstRow = static_cast<int64_t>(blockIdx.x) * rowsPerBlock;
-    if constexpr (kStaged)
+    Held ahead;
+    if (firstRow < a.rows)
     {
-        if (firstRow < a.rows)
+        int64_t const firstOffset = offsetOf(firstRow + threadIdx.x / lanesPerRow);
+        if constexpr (kStaged)
         {
-            stageRowShare<T, VEC, ITEMS>(a, share, offsetOf(firstRow + threadIdx.x / lanesPerRow), staging, 0);
+            stageRowShare<T, VEC, ITEMS>(a, share, firstOffset, staging, 0);
+        }
+        if constexpr (kAhead)
+        {
+            loadRowShare<T, P, VEC, ITEMS>(a, share, firstOffset, ahead);
         }
     }
     for (int64_t base = firstRow; base < a.rows; base += rowStride)
@@ -456,6 +477,14 @@ __global__ void __launch_bounds__(kMaxBlock, 1) rowNormOnChip(KernelArgs const k
                 stageRowShare<T, VEC, ITEMS>(a, share, offsetOf(rowIndex + rowStride), staging, parity ^ 1);
             }
         }
+        else if constexpr (kAhead)
+        {
+            row = ahead;
+            if (base + rowStride < a.rows)
+            {
+                loadRowShare<T, P, VEC, ITEMS>(a, share, offsetOf(rowIndex + rowStride), ahead);
+            }
+        }
         else
         {
             loadRowShare<T, P, VEC, ITEMS>(a, share, rowOffset, row);
@@ -463,7 +492,7 @@ __global__ void __launch_bounds__(kMaxBlock, 1) rowNormOnChip(KernelArgs const k
         // Ask L2 for this thread's share of its next row, so DRAM keeps streaming while this row is reduced and
         // stored. Only for a single input stream: with skip (four streams) enough bytes are in flight already,
         // and the extra L2 footprint cost more than it gained.
-        if (!kStaged && !a.skip && rowIndex + rowStride < a.rows)
+        if (kFeed == Feed::kDirect && !a.skip && rowIndex + rowStride < a.rows)
         {
             T const* next = static_cast<T const*>(a.x) + rowOffset + rowStride * a.cols;
 #pragma unroll
@@ -627,7 +656,8 @@ bool fp32HeldIsBandwidthBound(int64_t rows, int64_t cols)
     constexpr int kItems = onChipItems<VEC, false>();
     OnChipGeometry const g = onChipGeometry(cols / VEC, kItems);
     return !g.fits
-        || rows > static_cast<int64_t>(residentGrid(rowNormOnChip<T, P, VEC, kItems, false, false>, g.threads, INT64_MAX))
+        || rows > static_cast<int64_t>(
+               residentGrid(rowNormOnChip<T, P, VEC, kItems, false, Feed::kDirect>, g.threads, INT64_MAX))
             * g.rowsPerBlock;
 }
 
@@ -663,14 +693,14 @@ cudaError_t launchKernel(Kernel kernel, KernelArgs const& k, OnChipGeometry cons
 template <typename T, typename P, int VEC, int ITEMS, bool kPacked>
 cudaError_t launchOnChip(KernelArgs const& k, OnChipGeometry const& g, cudaStream_t stream)
 {
-    auto const kernel = rowNormOnChip<T, P, VEC, ITEMS, kPacked, false>;
+    auto const kernel = rowNormOnChip<T, P, VEC, ITEMS, kPacked, Feed::kDirect>;
     if constexpr (!kPacked && sizeof(T) == 2 && VEC * sizeof(T) == 16)
     {
         size_t const bytes = RowStaging<ITEMS>::bytes(g.threads);
         int const warps = k.a.skip != nullptr ? residentWarps(kernel, g.threads) : 0;
         if (warps > 0 && warps * 32 <= g.threads && bytes <= sharedBytesPerBlock())
         {
-            return launchKernel(rowNormOnChip<T, P, VEC, ITEMS, false, true>, k, g, bytes, true, stream);
+            return launchKernel(rowNormOnChip<T, P, VEC, ITEMS, false, Feed::kStaged>, k, g, bytes, true, stream);
         }
     }
     // Vectorized fp32 rows up to H=5120 (several blocks per multiprocessor) run one block per group of rows: blocks
@@ -699,6 +729,18 @@ cudaError_t launchWidth(KernelArgs const& k, cudaStream_t stream)
     {
         if (g.lanesPerRow > 32)
         {
+            if constexpr (kPacked)
+            {
+                // A packed row whose 8 vectors per thread leave lanes of its last warp idle takes 5 per thread when
+                // that fills whole warps. Measured on an H200 (docs/benchmarks.md), H=5120 (80 lanes in 96 threads
+                // against 128 in 128): LayerNorm fp16 0.84-0.86 -> 0.89 of copy, RMSNorm fp16 0.91 -> 0.92, bf16 tied.
+                constexpr int kWarpFillingItems = 5;
+                if (vectors % (kItems * 32) != 0 && vectors % (kWarpFillingItems * 32) == 0)
+                {
+                    return launchOnChip<T, P, VEC, kWarpFillingItems, kPacked>(
+                        k, onChipGeometry(vectors, kWarpFillingItems), stream);
+                }
+            }
             // One row per block, and at 128 registers an SM holds only 512 threads: with 3/4 of the vectors per
             // thread the blocks may pack it better (fp16 H=12288 held as fp32: 384 threads, one block, 12 warps per
             // SM; with 3 vectors 512 threads, 16 warps). Worth it only when the warps grow at least as much as the
@@ -708,14 +750,31 @@ cudaError_t launchWidth(KernelArgs const& k, cudaStream_t stream)
             constexpr int kFewerItems = kItems * 3 / 4;
             OnChipGeometry const fewer = onChipGeometry(vectors, kFewerItems);
             if (fewer.fits
-                && 3 * residentWarps(rowNormOnChip<T, P, VEC, kFewerItems, kPacked, false>, fewer.threads)
-                    >= 4 * residentWarps(rowNormOnChip<T, P, VEC, kItems, kPacked, false>, g.threads))
+                && 3 * residentWarps(rowNormOnChip<T, P, VEC, kFewerItems, kPacked, Feed::kDirect>, fewer.threads)
+                    >= 4 * residentWarps(rowNormOnChip<T, P, VEC, kItems, kPacked, Feed::kDirect>, g.threads))
             {
                 return launchOnChip<T, P, VEC, kFewerItems, kPacked>(k, fewer, stream);
             }
         }
     }
     return launchOnChip<T, P, VEC, kItems, kPacked>(k, g, stream);
+}
+
+// True when rows of `vectors` vectors, `items` per thread, fill every thread of a power-of-two group of <= 32 lanes:
+// no thread holds fewer vectors than the others (the rows loaded ahead measured 0.03 of copy below rows held as
+// fp32 at 16-bit LayerNorm H=768 with 4 vectors per thread, where 8 of 32 lanes' last vector is missing).
+inline bool fillsLaneGroup(int64_t vectors, int items)
+{
+    int64_t const lanes = vectors / items;
+    return vectors % items == 0 && lanes <= 32 && (lanes & (lanes - 1)) == 0;
+}
+
+// 16-bit rows of x alone, held packed and loaded a row ahead (Feed::kAhead) on a persistent grid.
+template <typename T, typename P, int VEC, int ITEMS>
+cudaError_t launchAhead(KernelArgs const& k, cudaStream_t stream)
+{
+    OnChipGeometry const g = onChipGeometry(k.a.cols / VEC, ITEMS);
+    return launchKernel(rowNormOnChip<T, P, VEC, ITEMS, true, Feed::kAhead>, k, g, 0, true, stream);
 }
 
 template <typename T, typename P>
@@ -733,10 +792,28 @@ cudaError_t launchTyped(KernelArgs const& k, cudaStream_t stream)
     }
     if constexpr (sizeof(T) == 2)
     {
-        // Short rows stay fp32-held: packed, a row of H <= 512 spreads over <= 8 lanes, each load instruction of a
-        // warp then touches 4-8 rows, and at H=256 that measured 0.84 of copy bandwidth against 0.91 (H200). So do
-        // launches too small to fill the GPU: there latency counts, and packed rows have half the threads each
-        // (RMSNorm 1 x 768 fp16: 2.33 us packed, 2.19 fp32-held).
+        if (a.skip == nullptr && a.bias == nullptr)
+        {
+            // Rows a group of lanes holds exactly at 4 (or 3) vectors per thread are loaded a row ahead: the current
+            // row and the next one as raw 16-bit vectors take the registers of one row held as fp32. Measured on an
+            // H200 (docs/benchmarks.md), 16-bit LayerNorm at H=256, 512 and 1024: 0.89-0.91 -> 0.93-0.94 of copy.
+            // Not for rows of whole warps (H >= 2048): there the same loads tied at H=2048 and lost from H=4096 on,
+            // by up to 0.14 (fp16 H=12288) and 0.22 (bf16 H=5120), against rows held packed 8 vectors per thread.
+            constexpr int kAheadItems = kRegisterFloats / kVec;
+            int64_t const vectors = a.cols / kVec;
+            if (fillsLaneGroup(vectors, kAheadItems))
+            {
+                return launchAhead<T, P, kVec, kAheadItems>(k, stream);
+            }
+            if (fillsLaneGroup(vectors, kAheadItems - 1))
+            {
+                return launchAhead<T, P, kVec, kAheadItems - 1>(k, stream);
+            }
+        }
+        // Other short rows stay fp32-held: packed 8 vectors per thread, a row of H <= 512 spreads over <= 8 lanes,
+        // each load instruction of a warp then touches 4-8 rows, and at H=256 that measured 0.84 of copy bandwidth
+        // against 0.91 (H200). So do launches too small to fill the GPU: there latency counts, and packed rows have
+        // half the threads each (RMSNorm 1 x 768 fp16: 2.33 us packed, 2.19 fp32-held).
         if (a.skip == nullptr && a.bias == nullptr && a.cols > 8 * kPackedValues
             && fp32HeldIsBandwidthBound<T, P, kVec>(a.rows, a.cols))
         {

@@ -20,6 +20,9 @@ def cases():
         yield Case(plugin, 5, 100, torch.float16)  # scalar path, several rows per warp
         yield Case(plugin, 5, 255, torch.float16)  # scalar path, a block per row
         yield Case(plugin, 37, 256, torch.float16)  # vectorized, several rows per warp, a partial last block
+        # LayerNorm/RMSNorm loaded a row ahead, 4 and 3 vectors per thread, with more rows than an H200's wave
+        yield Case(plugin, 9000, 256, torch.float16)
+        yield Case(plugin, 9000, 768, torch.bfloat16)
         yield Case(plugin, 9, 1024, torch.float16, offsets={"input": 1})  # misaligned: scalar fallback
         yield Case(plugin, 6, 4096, torch.bfloat16, param_dtype=torch.float32)  # block per row, vectorized
         yield Case(plugin, 5, 12288, torch.float16)  # block per row, 3 vectors per thread (packed: 6)
@@ -27,6 +30,7 @@ def cases():
         # LayerNorm/RMSNorm held packed (enough rows to fill an H200's wave): lane groups; block rows, 6 vectors
         yield Case(plugin, 4096, 1024, torch.float16)
         yield Case(plugin, 264, 12288, torch.bfloat16)
+        yield Case(plugin, 1000, 5120, torch.float16)  # held packed, 5 vectors per thread: 128 lanes, whole warps
         yield Case(plugin, 3, 65536, torch.float32)  # streaming path
         yield Case(plugin, 3, 6145, torch.float16)  # scalar streaming path
         yield Case(plugin, 0, 768, torch.float32)  # empty
