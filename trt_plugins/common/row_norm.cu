@@ -661,6 +661,15 @@ bool fp32HeldIsBandwidthBound(int64_t rows, int64_t cols)
             * g.rowsPerBlock;
 }
 
+// True when rows of `vectors` vectors, `items` per thread, fill every thread of a power-of-two group of <= 32 lanes:
+// no thread holds fewer vectors than the others (the rows loaded ahead measured 0.03 of copy below rows held as
+// fp32 at 16-bit LayerNorm H=768 with 4 vectors per thread, where 8 of 32 lanes' last vector is missing).
+inline bool fillsLaneGroup(int64_t vectors, int items)
+{
+    int64_t const lanes = vectors / items;
+    return vectors % items == 0 && lanes <= 32 && (lanes & (lanes - 1)) == 0;
+}
+
 // Launches `kernel` over the rows in geometry `g`, with `sharedBytes` of dynamic shared memory per block: on a
 // persistent grid (one resident wave, each block looping over rows) or on one block per group of rows.
 template <typename Kernel>
@@ -707,9 +716,14 @@ cudaError_t launchOnChip(KernelArgs const& k, OnChipGeometry const& g, cudaStrea
     // that finish hand their multiprocessor to new ones, whose loads overlap the finishing blocks' stores, which beat
     // a persistent grid prefetching its next rows into L2. Measured on an H200 (docs/benchmarks.md), fraction of copy
     // at H=256..5120: LayerNorm 0.93-0.99 against 0.92-0.93, RMSNorm 0.97-0.99 against 0.93-0.94, SkipLayerNorm
-    // 0.95-0.99 against 0.89-0.93. Not for longer rows (at H=8192 LayerNorm lost 0.01-0.02, at 12288 0.23) nor, so
-    // far, for 16-bit rows: there it won at some H and lost up to 0.17 at others.
-    bool const persistent = !(sizeof(T) == 4 && VEC > 1 && k.a.cols <= 5120);
+    // 0.95-0.99 against 0.89-0.93. Not for longer rows (at H=8192 LayerNorm lost 0.01-0.02, at 12288 0.23) nor for
+    // 16-bit rows in general: there it won at some H and lost up to 0.17 at others. Of those, vectorized 16-bit rows
+    // with skip that fill a lane group (H=256, 512, 1024) take it: SkipLayerNorm fp16/bf16 0.89-0.91 -> 0.96-0.97 of
+    // copy. Where lanes are left idle (H=768: 24 of 32) it lost 0.06; for block rows (H >= 2048) it lost up to 0.014
+    // or won up to 0.027.
+    bool const laneGroupSkipRows
+        = sizeof(T) == 2 && VEC > 1 && k.a.skip != nullptr && fillsLaneGroup(k.a.cols / VEC, ITEMS);
+    bool const persistent = !(sizeof(T) == 4 && VEC > 1 && k.a.cols <= 5120) && !laneGroupSkipRows;
     return launchKernel(kernel, k, g, 0, persistent, stream);
 }
 
@@ -758,15 +772,6 @@ cudaError_t launchWidth(KernelArgs const& k, cudaStream_t stream)
         }
     }
     return launchOnChip<T, P, VEC, kItems, kPacked>(k, g, stream);
-}
-
-// True when rows of `vectors` vectors, `items` per thread, fill every thread of a power-of-two group of <= 32 lanes:
-// no thread holds fewer vectors than the others (the rows loaded ahead measured 0.03 of copy below rows held as
-// fp32 at 16-bit LayerNorm H=768 with 4 vectors per thread, where 8 of 32 lanes' last vector is missing).
-inline bool fillsLaneGroup(int64_t vectors, int items)
-{
-    int64_t const lanes = vectors / items;
-    return vectors % items == 0 && lanes <= 32 && (lanes & (lanes - 1)) == 0;
 }
 
 // 16-bit rows of x alone, held packed and loaded a row ahead (Feed::kAhead) on a persistent grid.
