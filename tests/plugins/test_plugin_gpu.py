@@ -118,7 +118,8 @@ def test_fp16_rows_near_1e4_do_not_overflow(harness, plugin):
 
 @pytest.mark.parametrize("plugin", ["LayerNorm", "SkipLayerNorm"])
 @pytest.mark.parametrize("hidden", [256, 4096, 65536])  # rows per lane group, per block (warps merged), streamed
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])  # fp16 LayerNorm: rows held packed
+# fp16 LayerNorm at H=256: rows held packed (loaded ahead); 16 rows of 4096 stay fp32-held
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 def test_constant_rows_with_tiny_epsilon_give_beta(harness, plugin, hidden, dtype):
     case = Case(plugin, 16, hidden, dtype, epsilon=1e-12)
 
@@ -131,7 +132,8 @@ def test_constant_rows_with_tiny_epsilon_give_beta(harness, plugin, hidden, dtyp
     run_and_check(harness, case, mutate=constant)
 
 
-@pytest.mark.parametrize("hidden", [1024, 5120])  # 16-bit rows held packed: 16 lanes per row; a block per row
+# 1024: 16-bit rows held packed and loaded ahead, 32 lanes per row; 5120: a block per row (64 rows keep it fp32-held)
+@pytest.mark.parametrize("hidden", [1024, 5120])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 def test_rows_around_a_large_common_offset(harness, hidden, dtype):
     # Offset 300-200x the spread: E[x^2] - E[x]^2, or sums of x that round, would be off by percents here.

@@ -6,7 +6,7 @@ g(a) ~ log2 Phi(-a) is smooth and close to a polynomial on [0, A], so a degree-7
 about half the arithmetic of erf through Abramowitz & Stegun 7.1.26 (reciprocal, exp2, 5 coefficients, sign
 handling), with no 1 - erf cancellation for negative v.
 
-    python trt_plugins/tools/fit_gelu_erf.py [--degree 7] [--range 6]
+    python trt_plugins/tools/fit_gelu_erf.py [--degree 7] [--range 7]
 
 Prints the coefficients as C++ float literals (lowest power first) and the worst error over every finite
 fp16 and bf16 input, in units of the output's ulp before rounding. Exits non-zero if the fit is not usable:

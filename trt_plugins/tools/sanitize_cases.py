@@ -25,9 +25,10 @@ def cases():
         yield Case(plugin, 9000, 768, torch.bfloat16)
         yield Case(plugin, 9, 1024, torch.float16, offsets={"input": 1})  # misaligned: scalar fallback
         yield Case(plugin, 6, 4096, torch.bfloat16, param_dtype=torch.float32)  # block per row, vectorized
-        yield Case(plugin, 5, 12288, torch.float16)  # block per row, 3 vectors per thread (packed: 6)
+        yield Case(plugin, 5, 12288, torch.float16)  # block per row, 3 vectors per thread (5 rows: held as fp32)
         yield Case(plugin, 3, 32768, torch.bfloat16)  # LayerNorm/RMSNorm: the longest row held packed on chip
-        # LayerNorm/RMSNorm held packed (enough rows to fill an H200's wave): lane groups; block rows, 6 vectors
+        # LayerNorm/RMSNorm held packed (enough rows to fill an H200's wave): loaded ahead, 32 lanes per row; a block
+        # per row, 8 vectors per thread (bf16 at 111 registers: 18 warps per SM, 6 vectors would give 16)
         yield Case(plugin, 4096, 1024, torch.float16)
         yield Case(plugin, 264, 12288, torch.bfloat16)
         yield Case(plugin, 1000, 5120, torch.float16)  # held packed, 5 vectors per thread: 128 lanes, whole warps
