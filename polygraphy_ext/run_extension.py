@@ -9,7 +9,7 @@ def install_hook():
     try:
         import _polygraphy_ext_hook as hook
     except ImportError:  # installed without the build step that places the top-level module
-        from polygraphy_ext import _hook as hook
+        from polygraphy_ext.integration import hook
     hook.install()
     return hook
 

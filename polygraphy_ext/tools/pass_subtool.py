@@ -24,7 +24,7 @@ and its options a ``PassArgs`` group, see ``polygraphy_ext.tools.args.pass_args`
         SHAPE_INFERENCE = True            # default of --no-shape-inference / --shape-inference
         CHECK_ATOL, CHECK_RTOL = 1e-4, 1e-3
 
-then one line in ``polygraphy_ext/_registry.py`` (``("fuse-gelu", "polygraphy_ext.tools.fuse_gelu",
+then one line in ``polygraphy_ext/integration/registry.py`` (``("fuse-gelu", "polygraphy_ext.tools.fuse_gelu",
 "FuseGelu")``) and a docs page. Optional hooks: ``validate_options(pass_args)`` for checks that need more than
 the group (e.g. other groups' options), ``loader_kwargs(external_data_dir)`` for loader arguments that come
 from the lifecycle rather than the command line (fuse-ln reads eps/gamma/beta from external data).

@@ -466,7 +466,7 @@ class Deserialize:
 
     def __call__(self):
         assert self._serialized_engine == b"plan", "the plan is built before deserialization, once"
-        creator = loader._trt().get_plugin_registry().get_creator(name, version, namespace)
+        creator = loader.import_trt().get_plugin_registry().get_creator(name, version, namespace)
         if creator is None:
             G_LOGGER.critical("Could not deserialize engine. See log for details.")
         return creator.name
