@@ -111,7 +111,7 @@ class PassSubtool(BaseSurgeonSubtool):
         if shape_args.do_shape_inference:
             from polygraphy_ext.shape_inference import infer_shapes
 
-            model = infer_shapes(original, allow_onnxruntime=shape_args.allow_onnxruntime)
+            model = infer_shapes(original, allow_onnxruntime=_ort_shape_inference(original, shape_args.allow_onnxruntime))
 
         result, report = self._run_pass(pass_args, model, in_path, data_dir)
         if result is not model:
@@ -143,9 +143,10 @@ class PassSubtool(BaseSurgeonSubtool):
             if _same_path(report_path, in_path) or _same_path(report_path, out_path):
                 user_error(f"--report ({report_path}) must differ from the input and the output model")
         external_data_path = self.arg_groups[OnnxSaveArgs].external_data_path
-        if external_data_path and os.path.isabs(external_data_path):
+        if external_data_path and (os.path.isabs(external_data_path) or ".." in Path(external_data_path).parts):
             user_error(
-                f"--external-data-path must be relative to the output model's directory, got {external_data_path}"
+                "--save-external-data must be a path inside the output model's directory (relative, without '..'), "
+                f"got {external_data_path}"
             )
 
     def _load(self, in_path):
@@ -275,13 +276,22 @@ class PassSubtool(BaseSurgeonSubtool):
             except OSError as err:
                 user_error(f"Could not write the report {report_path}: {one_line(err)}")
         save_args = self.arg_groups[OnnxSaveArgs]
+        shape_args = self.arg_groups[OnnxInferShapesArgs]
 
         def write_model(tmp_path):
+            from polygraphy import util
+
             from polygraphy_ext.shape_inference import scratch_working_directory
 
+            if save_args.external_data_path:
+                # onnx opens external data files beneath the model's directory and creates no directories.
+                (tmp_path.parent / save_args.external_data_path).parent.mkdir(parents=True, exist_ok=True)
             # Saving may re-run shape inference, which must not litter the user's directory; Polygraphy would
             # also log the temporary path it saves to ("Saved model to" below names the real one).
-            with scratch_working_directory(), G_LOGGER.verbosity(G_LOGGER.WARNING):
+            allow_ort = _ort_shape_inference(model, shape_args.allow_onnxruntime)
+            with scratch_working_directory(), G_LOGGER.verbosity(G_LOGGER.WARNING), util.TempAttrChange(
+                shape_args, {"allow_onnxruntime": allow_ort}
+            ):
                 save_args.save_onnx(model, str(tmp_path))
             _carry_external_data(external_files_, data_dir, tmp_path.parent, Path(out_path).absolute().parent)
 
@@ -296,6 +306,21 @@ class PassSubtool(BaseSurgeonSubtool):
         G_LOGGER.info(f"Saved model to {out_path}")
         if report_path:
             G_LOGGER.info(f"Wrote report to {report_path}")
+
+
+# Domains onnxruntime's symbolic shape inference knows; a node of any other (our plugins, a vendor's) makes it
+# fail, as do weights left in external data it is not given, after which Polygraphy warns that onnxruntime seems
+# not to be installed -- noise, so it is not tried then.
+_ORT_SHAPE_DOMAINS = ("", "ai.onnx", "com.microsoft")
+
+
+def _ort_shape_inference(model, requested):
+    """``requested`` (None: try onnxruntime's symbolic shape inference), False when it cannot handle the model."""
+    if requested is False:
+        return False
+    if any(node.domain not in _ORT_SHAPE_DOMAINS for node in model.graph.node) or external_files(model):
+        return False
+    return requested
 
 
 def check_structure(model, result, noun="rewritten"):
