@@ -55,8 +55,9 @@ PATCHES = (
           "Wraps the engine loader in ReportMissingEnginePlugins: a missing plugin creator is one line.",
           ("self", "script", "network_name"), _TRT_ARGS),
     Patch("polygraphy.tools.args.backend.trt.config", "TrtConfigArgs.add_to_script_impl", "wrap",
-          "--embed-plugins: wraps the builder config in EmbedPluginLibraries.",
-          ("self", "script", "custom_loader_name"), _TRT_ARGS),
+          "--embed-plugins: wraps the builder config in EmbedPluginLibraries (not the parser's config, which "
+          "Polygraphy >= 0.50 asks for with custom_loader_name; passed through as given).",
+          ("self", "script"), _TRT_ARGS),
     Patch("polygraphy.backend.onnxrt.loader", "SessionFromOnnx.__init__", "wrap",
           "`run --onnxrt` runs our plugin nodes through their CPU reference ops.",
           ("self", "model_bytes"), _ONNXRT),

@@ -98,10 +98,12 @@ def add_to_script_impl(self, script, loader_name):
 
 
 def wrap_config_add_to_script(original):
-    def add_to_script_impl(self, script, custom_loader_name=None):
+    def add_to_script_impl(self, script, *args, **kwargs):
         from polygraphy.tools.args.backend.trt.loader import TrtLoadPluginsArgs
 
-        config_name = original(self, script, custom_loader_name)
+        # Passed through as given: Polygraphy < 0.50 has no custom_loader_name parameter.
+        config_name = original(self, script, *args, **kwargs)
+        custom_loader_name = kwargs.get("custom_loader_name", args[0] if args else None)
         plugin_args = self.arg_groups[TrtLoadPluginsArgs] if TrtLoadPluginsArgs in self.arg_groups else None
         # custom_loader_name is set only for the config Polygraphy hands the ONNX parser, not the builder.
         if custom_loader_name is not None or plugin_args is None or not getattr(plugin_args, "embed_plugins", False):
