@@ -191,3 +191,21 @@ print('heavy:', sorted(heavy))
     proc = _python(code)
     assert proc.returncode == 0, proc.stderr
     assert "heavy: []" in proc.stdout, proc.stdout
+
+
+def test_hook_import_pulls_in_nothing_at_interpreter_start():
+    # What a user pays at every start is the hook's cumulative import time: it must import no module itself,
+    # nor make a finder import one while locating it (an editable install's redirector imports importlib.util
+    # for the modules it maps, hence the .pth name that sorts before it).
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True,
+                          env=_env(), timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("import time:") and "|" in line]
+    names = [line.split("|")[2] for line in lines]
+    index = next(i for i, name in enumerate(names) if name.strip() == "_polygraphy_ext_hook")
+    depth = len(names[index]) - len(names[index].lstrip())
+    children = []
+    for name in reversed(names[:index]):  # importtime prints a module's imports right before it, indented deeper
+        if len(name) - len(name.lstrip()) <= depth:
+            break
+        children.append(name.strip())
+    assert children == [], f"the hook's import pulled in {children}"
