@@ -111,7 +111,8 @@ class PassSubtool(BaseSurgeonSubtool):
         if shape_args.do_shape_inference:
             from polygraphy_ext.shape_inference import infer_shapes
 
-            model = infer_shapes(original, allow_onnxruntime=_ort_shape_inference(original, shape_args.allow_onnxruntime))
+            allow_ort = _ort_shape_inference(original, shape_args.allow_onnxruntime)
+            model = infer_shapes(original, allow_onnxruntime=allow_ort)
 
         result, report = self._run_pass(pass_args, model, in_path, data_dir)
         if result is not model:

@@ -43,11 +43,18 @@ def _with_every_field(model):
     return model
 
 
+def _fused_three(model):
+    return [n.op_type for n in model.graph.node].count("LayerNormalization") == 3
+
+
+def _padded_to_192(model):
+    return any(192 in init.dims for init in model.graph.initializer)
+
+
 SUBTOOLS = {
-    # subtool, model, extra args, what proves the pass ran
-    "fuse-ln": (lambda: onnx.load(str(BERT14)), [], lambda m: [n.op_type for n in m.graph.node].count("LayerNormalization") == 3),
-    "align-dims": (lambda: graphs.bert_ffn(hidden=64, ffn=191), [], lambda m: any(
-        d.dim_value == 192 for i in m.graph.initializer for d in [onnx.TensorShapeProto.Dimension(dim_value=x) for x in i.dims])),
+    # subtool: (model, extra args, what proves the pass ran)
+    "fuse-ln": (lambda: onnx.load(str(BERT14)), [], _fused_three),
+    "align-dims": (lambda: graphs.bert_ffn(hidden=64, ffn=191), [], _padded_to_192),
 }
 
 
