@@ -52,11 +52,15 @@ _NON_FLOAT = frozenset(["INT32", "INT64", "BOOL"])
 _TENSOR_CORE_TACTIC = re.compile(r"xmma|hmma|imma|wgmma|gmma|tensor|884|1688|16816|\btf32|_tf32|s16816|h16816|i8816")
 _CUDA_CORE_TACTIC = re.compile(r"sgemm|gemv|scudnn|fp32_cuda|_simt|\bsimt\b")
 
+# Module names that say LayerNorm/RMSNorm outright ...
 _LN_MODULE = re.compile(
     r"^(.*?(?:layer_?norm(?:alization)?|rms_?norm|input_layernorm|post_attention_layernorm|\bln(?:_?\d+|_f)?|_ln)"
     r"[^/]*)/",
     re.IGNORECASE,
 )
+# ... and generic ones (DETR's norm1, timm's norm) that count only when their ops show the statistics.
+_NORM_MODULE = re.compile(r"^(.*?/(?:norm\d*|\w+_norm\d*))/", re.IGNORECASE)
+_OP_TOKEN = re.compile(r"([a-z]+)(?:_\d+)?\)*$")
 _WRAPPERS = re.compile(r"^(?:PWN\(|\{ForeignNode\[)+")
 
 
@@ -137,31 +141,91 @@ def _pct(value: float) -> str:
 # ---------------------------------------------------------------- decomposed normalization
 
 
-def _norm_module(name: str) -> Optional[str]:
-    """The LayerNorm/RMSNorm module a layer belongs to, from the first fused piece of its name."""
-    first = FUSED_SEPARATOR.split(name)[0]
-    first = _WRAPPERS.sub("", first).split(", ")[0]
+def _first_piece(name: str) -> str:
+    return _WRAPPERS.sub("", FUSED_SEPARATOR.split(name)[0]).split(", ")[0]
+
+
+def _norm_module(name: str) -> Tuple[Optional[str], bool]:
+    """(the norm module a layer belongs to, whether its name alone says LayerNorm/RMSNorm)."""
+    first = _first_piece(name)
     match = _LN_MODULE.match(first)
-    return match.group(1) if match else None
+    if match:
+        return match.group(1), True
+    match = _NORM_MODULE.match(first)
+    return (match.group(1), False) if match else (None, False)
 
 
-def _decomposed_norm(ctx: _Context) -> Optional[Finding]:
-    ranking, facts = ctx.ranking, ctx.facts
+def _op_words(name: str) -> set:
+    """Op names of every fused piece, without module paths and numeric suffixes: {"reducemean", "sub", ...}."""
+    words = set()
+    for piece in re.split(r" \+ |[\x1e\x1f]|, |\(", name):
+        match = _OP_TOKEN.search(piece.rsplit("/", 1)[-1].strip().lower())
+        if match:
+            words.add(match.group(1))
+    return words
+
+
+def _computes_statistics(rows: Sequence[RankedLayer]) -> bool:
+    """A mean and a square root (or power) among the rows' ops: the arithmetic of a norm, not of a BatchNorm."""
+    words = set().union(*(_op_words(row.layer.name) for row in rows))
+    return bool(words & {"reducemean", "mean"}) and bool(words & {"sqrt", "rsqrt", "pow", "reciprocal"})
+
+
+_FUSED_NORM_RULES = ("type:layernorm", "layernorm-op")
+
+
+def _norms_by_module(ranking: Ranking) -> Dict[str, List[RankedLayer]]:
     modules: Dict[str, List[RankedLayer]] = {}
-    fused_modules = set()
+    named, fused = set(), set()
     for row in ranking.rows:
-        if row.family != LAYERNORM:
+        if row.family in (GEMM_CONV, ATTENTION, MYELIN):
             continue
-        module = _norm_module(row.layer.name)
+        module, says_norm = _norm_module(row.layer.name)
         if module is None:
             continue
         # A normalization layer (INormalizationLayer) or a Myelin kernel that computes the whole norm is fused
         # already; so is a row whose op is LayerNormalization itself.
-        if row.rule.id in ("type:layernorm", "layernorm-op") or row.rule.id.startswith("myelin-kernel"):
-            fused_modules.add(module)
+        if row.rule.id in _FUSED_NORM_RULES or row.rule.id.startswith("myelin-kernel"):
+            fused.add(module)
             continue
         modules.setdefault(module, []).append(row)
-    split = {module: rows for module, rows in modules.items() if len(rows) >= 2 and module not in fused_modules}
+        if says_norm:
+            named.add(module)
+    return {
+        module: rows
+        for module, rows in modules.items()
+        if len(rows) >= 2 and module not in fused and (module in named or _computes_statistics(rows))
+    }
+
+
+def _norms_by_ops(ranking: Ranking, taken: set) -> List[List[RankedLayer]]:
+    """Decomposed norms in engines whose layer names carry no module path (``ReduceMean_23``, ``Sqrt_30``):
+    a ReduceMean, a second ReduceMean and a Sqrt/Pow within a few consecutive layers, with no GEMM between."""
+    in_order = [row for row in sorted(ranking.rows, key=lambda r: r.layer.index) if id(row) not in taken]
+    chains, position = [], 0
+    while position < len(in_order):
+        if "reducemean" not in _op_words(in_order[position].layer.name):
+            position += 1
+            continue
+        window = []
+        for row in in_order[position : position + 7]:
+            if row.family in (GEMM_CONV, ATTENTION, MYELIN) or row.rule.id in _FUSED_NORM_RULES:
+                break
+            window.append(row)
+            means = sum("reducemean" in _op_words(r.layer.name) for r in window)
+            if means >= 2 and _op_words(row.layer.name) & {"sqrt", "rsqrt"}:
+                chains.append(window)
+                break
+        position += len(window) if chains and chains[-1] is window else 1
+    return chains
+
+
+def _decomposed_norm(ctx: _Context) -> Optional[Finding]:
+    ranking, facts = ctx.ranking, ctx.facts
+    split = _norms_by_module(ranking)
+    taken = {id(row) for rows in split.values() for row in rows}
+    for number, chain in enumerate(_norms_by_ops(ranking, taken)):
+        split[f"unnamed norm {number + 1} (from {chain[0].layer.name})"] = chain
     rows = [row for rows in split.values() for row in rows]
     share = _share(rows)
     if not split or share < DECOMPOSED_NORM_MIN_SHARE:

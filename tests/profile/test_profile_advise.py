@@ -273,3 +273,36 @@ def test_cli_bad_input(run_polygraphy, extra, message):
     assert "Traceback" not in proc.stdout + proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def _advise_rows(tmp_path, rows, name="p.json"):
+    path = tmp_path / name
+    path.write_text(profile_text(rows, count=10))
+    return advise(rank(load_profile(path)), detailed=False)
+
+
+def test_decomposed_norm_in_generic_norm_modules_needs_the_statistics(tmp_path):
+    # DETR's encoder calls its LayerNorms norm1/norm2: counted because the ops are a mean and a square root.
+    detr = [Row("/transformer/encoder/layers.0/linear1/MatMul", 0.2)]
+    for norm in ("norm1", "norm2"):
+        m = f"/transformer/encoder/layers.0/{norm}"
+        detr += [Row(f"{m}/ReduceMean", 0.02), Row(f"PWN({m}/Sub, {m}/Pow)", 0.02), Row(f"{m}/ReduceMean_1", 0.02),
+                 Row(f"PWN(PWN({m}/Add, {m}/Sqrt), {m}/Div)", 0.02)]
+    result = _advise_rows(tmp_path, detr)
+    assert result.rule_ids() == ["decomposed-norm"]
+    assert result.findings[0].details["modules"] == [f"/transformer/encoder/layers.0/{n}" for n in ("norm1", "norm2")]
+    # A module called norm whose layers compute no statistics (a BatchNorm turned into scale layers) is not one.
+    bn = [Row("/backbone/conv/Conv", 0.2), Row("/backbone/norm/Mul", 0.05), Row("/backbone/norm/Add", 0.05)]
+    assert _advise_rows(tmp_path, bn, "bn.json").findings == []
+
+
+def test_decomposed_norm_without_module_names(tmp_path):
+    # Older exporters name nodes by op and number only.
+    rows = [Row("MatMul_20", 0.2), Row("ReduceMean_23", 0.02), Row("PWN(Sub_24, Pow_26)", 0.02),
+            Row("ReduceMean_27", 0.02), Row("PWN(PWN(Add_29, Sqrt_30), Div_31)", 0.02), Row("MatMul_34", 0.2)]
+    result = _advise_rows(tmp_path, rows)
+    assert result.rule_ids() == ["decomposed-norm"]
+    assert result.findings[0].details["layer_count"] == 4
+    # Squeeze-and-excitation: a ReduceMean (global pooling) with no second mean and no square root.
+    se = [Row("Conv_10", 0.2), Row("ReduceMean_11", 0.05), Row("Conv_12", 0.05), Row("PWN(HardSigmoid_13, Mul_14)", 0.05)]
+    assert _advise_rows(tmp_path, se, "se.json").findings == []
