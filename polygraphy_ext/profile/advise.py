@@ -35,9 +35,9 @@ FP32_MIN_SHARE = 0.05
 FP32_ENGINE_REDUCED_SHARE = 0.30
 UNFUSED_ATTENTION_MIN_SHARE = 0.05
 # Launch-bound: kernels this short are dominated by launch overhead (a few microseconds on current GPUs).
-TINY_KERNEL_MS = 0.005
+TINY_KERNEL_MS = 0.003
 TINY_KERNELS_MIN_COUNT = 30
-TINY_KERNELS_MIN_SHARE = 0.20
+TINY_KERNELS_MIN_SHARE = 0.25
 
 # Tensor Core multiples by the precision a GEMM/conv runs in (what align-dims pads to).
 TENSOR_CORE_MULTIPLES = {"FP16": 8, "BF16": 8, "INT8": 16, "FP8": 16}
