@@ -56,7 +56,7 @@ _TYPES_ONLY: Dict[int, str] = {
     14: "Add CumSum Div Identity Mul Relu Sub",
     15: "BatchNormalization Pow",
     16: "GreaterOrEqual Identity If LeakyRelu LessOrEqual Loop PRelu Scan Where",
-    19: "Cast Constant DequantizeLinear Equal Identity If Loop Reshape Scan Shape Size",
+    19: "Constant DequantizeLinear Equal Identity If Loop Reshape Scan Shape Size",
     20: "ConstantOfShape IsInf IsNaN ReduceMax ReduceMin",
     21: (
         "Cast CastLike Constant ConstantOfShape Flatten Identity If Loop Pad QLinearMatMul Reshape Scan Shape Size "
@@ -93,6 +93,7 @@ _CLASSIFIED: Dict[Step, object] = {
     ("AveragePool", 19): Kept("attribute dilations was added; its default 1 is the old behaviour"),
     ("BatchNormalization", 9): Rewritten("attribute spatial was removed (spatial=1 is the only behaviour left)"),
     ("BatchNormalization", 14): Rewritten("the training-only outputs saved_mean/saved_var were removed"),
+    ("Cast", 19): Kept("attribute saturate was added; it only affects float8 targets, which opset 18 lacks"),
     ("CastLike", 19): Kept("attribute saturate was added; it only affects float8 targets"),
     ("Clip", 11): Rewritten("attributes min/max became inputs"),
     ("Compress", 11): _NEGATIVE_AXIS,
@@ -106,7 +107,7 @@ _CLASSIFIED: Dict[Step, object] = {
     ("DequantizeLinear", 13): Kept("attribute axis was added; it only applies to 1-D scales, which opset 10 lacks"),
     ("DequantizeLinear", 21): Kept("attribute block_size was added; its default 0 is the old behaviour"),
     ("DequantizeLinear", 23): Kept("attribute output_dtype was added; its default 0 is the old behaviour"),
-    ("Dropout", 10): Rewritten("output mask became bool"),
+    ("Dropout", 10): Rewritten("output mask became bool (a used mask is refused: its inference value was unspecified)"),
     ("Dropout", 12): Rewritten("attribute ratio became an input"),
     ("Flatten", 11): _NEGATIVE_AXIS,
     ("GRU", 14): _LAYOUT,

@@ -219,19 +219,11 @@ def dropout(site: Site) -> Plan:
     node = site.node
     plans = [_attributes_to_inputs(site, [("ratio", 1, np.float32)], 12)]
     mask = node.outputs[1] if len(node.outputs) > 1 and node.outputs[1].name else None
-    if site.crosses(10) and mask is not None:
-        is_output = any(t is mask for t in site.body.outputs)
-        if mask.outputs or is_output:
-            dtype = site.element_type(0, ", so the bool mask cannot be cast back to it")
-
-            def cast_mask():
-                bool_mask = site.variable("mask_bool", dtype=np.bool_, shape=mask.shape)
-                node.outputs[1] = bool_mask
-                site.add_node("Cast", [bool_mask], [mask], {"to": onnx.helper.np_dtype_to_tensor_dtype(dtype)})
-
-            plans.append(("mask -> bool + Cast back", cast_mask))
-        else:
-            plans.append(("unused mask typed bool", lambda: setattr(mask, "dtype", np.bool_)))
+    if mask is not None and site.crosses(12):
+        if mask.outputs or any(t is mask for t in site.body.outputs):
+            # Dropout-12 defines the inference mask (all true); before, it was unspecified (onnxruntime: zeros).
+            raise Refuse("its mask output is used, and the inference mask was unspecified before opset 12")
+        plans.append(("unused mask output dropped", lambda: node.outputs.__delitem__(1)))
     return _combine(plans)
 
 
