@@ -2,8 +2,8 @@
 
 Hugging Face models (BERT, RoBERTa, GPT-2 with and without past, ViT, Swin, DETR, T5 encoder, LLaMA, CLIP,
 Whisper encoder) built from tiny configs with random weights and exported by ``torch.onnx.export`` exactly as
-users do: the TorchScript exporter at opsets 11, 14 and 16 and the dynamo exporter at 18, plus fp16 exports.
-``make_corpus.py`` writes the files and ``manifest.json`` (counts observed on the source model during one forward
+users do: the TorchScript exporter at opsets 11, 14 and 16 and the dynamo exporter at 18, plus fp16 exports; and
+a Keras model converted by tf2onnx. ``make_corpus.py`` / ``make_keras.py`` write the files and ``manifest.json`` (counts observed on the source model during one forward
 pass, never typed by hand); docs/corpus.md describes every field. This module needs neither torch nor
 transformers::
 
@@ -36,8 +36,8 @@ class Entry:
 
     file: str  # file name under models/
     model: str  # corpus model name, e.g. "bert", "gpt2_past"
-    hf_class: str  # the transformers class that was exported
-    exporter: str  # "torchscript" or "dynamo"
+    hf_class: str  # the transformers class that was exported (or the Keras model)
+    exporter: str  # "torchscript", "dynamo" or "tf2onnx"
     opset: int  # default-domain opset of the file (read from the file)
     dtype: str  # "float32" or "float16"
     counts: dict  # module calls in one forward pass: layernorm, rmsnorm, gelu_erf, gelu_tanh, quick_gelu, ...

@@ -91,7 +91,7 @@ def write_manifest(exporters, files, failures, versions, keep_models=()):
             stale.unlink()
     manifest = {
         "generators": "tests/corpus/make_corpus.py (torch), tests/corpus/make_keras.py (TensorFlow/Keras)",
-        "versions": dict(old.get("versions", {}), **versions),
+        "versions": {**{k: v for k, v in old.get("versions", {}).items() if isinstance(v, dict)}, **versions},
         "files": sorted(all_files, key=key),
         "failures": sorted(all_failures, key=key),
     }
