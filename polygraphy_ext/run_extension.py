@@ -15,7 +15,9 @@ def install_hook():
 
 
 def get_arg_groups():
-    install_hook()
-    from polygraphy_ext.tools.args.fuse_ln import FuseLnRunArgs
+    import importlib
 
-    return [FuseLnRunArgs()]
+    from polygraphy_ext.integration.registry import RUN_ARG_GROUPS
+
+    install_hook()
+    return [getattr(importlib.import_module(module), name)() for module, name in RUN_ARG_GROUPS]
