@@ -49,18 +49,23 @@ class Site:
     names: UniqueNames
     added: List[gs.Node] = field(default_factory=list)
 
+    @property
+    def _base(self) -> str:
+        # Unnamed nodes are common; their first output's name is unique, so fresh names rarely need a suffix.
+        return self.node.name or next((t.name for t in self.node.outputs if t.name), self.node.op)
+
     def crosses(self, version: int) -> bool:
         """Whether the raise passes the definition of this op that came with ``version``."""
         return self.opset < version <= self.target
 
     def constant(self, what: str, values) -> gs.Constant:
-        return gs.Constant(self.names(f"{self.node.name or self.node.op}_{what}"), np.asarray(values))
+        return gs.Constant(self.names(f"{self._base}_{what}"), np.asarray(values))
 
     def variable(self, what: str, dtype=None, shape=None) -> gs.Variable:
-        return gs.Variable(self.names(f"{self.node.name or self.node.op}_{what}"), dtype=dtype, shape=shape)
+        return gs.Variable(self.names(f"{self._base}_{what}"), dtype=dtype, shape=shape)
 
     def add_node(self, op: str, inputs, outputs, attrs=None) -> gs.Node:
-        node = gs.Node(op, self.names(f"{self.node.name or self.node.op}_{op}"), dict(attrs or {}), inputs, outputs)
+        node = gs.Node(op, self.names(f"{self._base}_{op}"), dict(attrs or {}), inputs, outputs)
         self.added.append(node)
         return node
 
@@ -261,7 +266,7 @@ def roi_align_mode(site: Site) -> Plan:
 
 
 def scatter_elements(site: Site) -> Plan:
-    if not site.crosses(11):
+    if site.target < 11:  # from 11 on Scatter is deprecated, also in a model already at 11+
         return None
     return "Scatter -> ScatterElements", lambda: setattr(site.node, "op", "ScatterElements")
 

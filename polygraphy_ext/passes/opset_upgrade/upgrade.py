@@ -109,10 +109,14 @@ def _bodies(graph: gs.Graph) -> Iterator[Tuple[object, str]]:
 def op_steps(op: str, opset: int, target: int) -> Tuple[Tuple[int, object], ...]:
     """``(since_version, classification)`` of every new definition of ``op`` in (opset, target]."""
     try:
-        current = onnx.defs.get_schema(op, opset, "").since_version
+        schema = onnx.defs.get_schema(op, opset, "")
     except onnx.defs.SchemaError:
         return ((opset, Refused(f"{op} is not an operator of opset {opset}")),)
+    current = schema.since_version
     steps = []
+    if schema.deprecated and isinstance(STEPS.get((op, current)), Rewritten):
+        # Already deprecated at the model's opset (Upsample at 10+, Scatter at 11+): replace it on the way up.
+        steps.append((current, STEPS[(op, current)]))
     for version in range(opset + 1, target + 1):
         try:
             since = onnx.defs.get_schema(op, version, "").since_version

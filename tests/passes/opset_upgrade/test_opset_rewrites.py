@@ -326,3 +326,23 @@ def test_narrowed_type_lists_refuse_only_nodes_using_a_dropped_type():
         upgrade(ints, 13)
     floats = model([node("Erf", ["x"], ["y"])], {"x": X234}, ["y"], 11)
     assert_upgrades_exactly(floats, 13, {"x": X234})
+
+
+@pytest.mark.parametrize("opset, op", [(10, "Upsample"), (11, "Scatter")])
+def test_ops_already_deprecated_at_the_models_opset_are_replaced(opset, op):
+    """The checker and onnxruntime refuse these deprecated nodes; the reference is the same node one opset back."""
+    if op == "Upsample":
+        nodes = [node("Upsample", ["x", "s"], ["y"], mode="nearest")]
+        feeds, inits, shape = {"x": IMAGE}, {"s": np.array([1.0, 1.0, 2.0, 2.0], np.float32)}, [1, 2, 8, 10]
+    else:
+        nodes = [node("Scatter", ["data", "indices", "updates"], ["y"], axis=0)]
+        feeds = {"data": np.zeros((3, 2), np.float32), "indices": np.array([[2, 0]], np.int64)}
+        feeds["updates"] = np.ones((1, 2), np.float32)
+        inits, shape = {}, [3, 2]
+    original = model(nodes, feeds, [("y", np.float32, shape)], opset, inits, check=False)
+    upgraded, report = upgrade(original, 17)
+    onnx.checker.check_model(upgraded, full_check=True)
+    assert op not in _ops(upgraded) and len(report.rewritten) == 1
+    reference = model(nodes, feeds, [("y", np.float32, shape)], opset - 1, inits)
+    for expected, actual in zip(run(reference, feeds), run(upgraded, feeds)):
+        np.testing.assert_array_equal(expected, actual)
