@@ -38,6 +38,56 @@ def np_dtype(dtype) -> Optional[np.dtype]:
         return None
 
 
+# Ops whose output has the element type of input 0 (for the first group, of every input): enough to type a
+# tensor that shape inference left untyped by walking up to a typed one (an initializer, a graph input, a Cast).
+_SAME_TYPE_AS_INPUTS = frozenset(
+    "Add Sub Mul Div Max Min Mean Sum MatMul Gemm Concat PRelu Einsum Neg Abs Relu LeakyRelu Sigmoid Tanh Erf Sqrt "
+    "Exp Log Reciprocal Softmax LogSoftmax Hardmax Ceil Floor Round Sin Cos Identity Dropout Transpose Reshape "
+    "Squeeze Unsqueeze Flatten Slice Gather GatherElements GatherND Expand Tile Pad Clip Pow LayerNormalization "
+    "BatchNormalization InstanceNormalization Conv ConvTranspose Resize Upsample Split ReduceMean ReduceSum ReduceMax "
+    "ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceSumSquare ReduceLogSum ReduceLogSumExp AveragePool MaxPool "
+    "GlobalAveragePool Gelu Elu Selu Softplus HardSigmoid CumSum DepthToSpace SpaceToDepth".split()
+)
+_FIRST_INPUT_ONLY = frozenset(
+    "Dropout Reshape Squeeze Unsqueeze Slice Gather GatherElements GatherND Expand Tile Pad Clip Pow Resize "
+    "Upsample Split ReduceMean ReduceSum ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceSumSquare ReduceLogSum "
+    "ReduceLogSumExp CumSum LayerNormalization BatchNormalization InstanceNormalization".split()
+)
+_INT64_OUTPUT = frozenset(["Shape", "Size", "NonZero", "ArgMax", "ArgMin"])
+_BOOL_OUTPUT = frozenset("Equal Less Greater LessOrEqual GreaterOrEqual Not And Or Xor IsNaN IsInf".split())
+
+
+def known_dtype(tensor, max_hops: int = 64) -> Optional[np.dtype]:
+    """The element type of ``tensor``: its own, or one read off the nodes that produce it (when untyped)."""
+    for _ in range(max_hops):
+        if tensor is None:
+            return None
+        dtype = np_dtype(tensor.dtype)
+        if dtype is not None or isinstance(tensor, gs.Constant):
+            return dtype
+        producer = tensor.inputs[0] if len(tensor.inputs) == 1 else None
+        if producer is None or (producer.domain or "") not in ("", "ai.onnx"):
+            return None
+        if producer.op == "Cast" and "to" in producer.attrs:
+            return np_dtype(int(producer.attrs["to"]))
+        if producer.op in _INT64_OUTPUT:
+            return np.dtype(np.int64)
+        if producer.op in _BOOL_OUTPUT:
+            return np.dtype(np.bool_)
+        if producer.op == "Where" and len(producer.inputs) == 3:
+            candidates = producer.inputs[1:]
+        elif producer.op in _SAME_TYPE_AS_INPUTS:
+            candidates = producer.inputs[:1] if producer.op in _FIRST_INPUT_ONLY else producer.inputs
+        else:
+            return None
+        candidates = [t for t in candidates if t.name]
+        typed = next((np_dtype(t.dtype) for t in candidates if np_dtype(t.dtype) is not None), None)
+        if typed is not None:
+            return typed
+        tensor = candidates[0] if candidates else None
+    return None
+
+
 @dataclass
 class Site:
     """One node to upgrade, where it lives, and how to add what it needs."""
@@ -70,8 +120,7 @@ class Site:
         return node
 
     def element_type(self, index: int = 0, why: str = "") -> np.dtype:
-        tensor = self.node.inputs[index] if index < len(self.node.inputs) else None
-        dtype = np_dtype(tensor.dtype) if tensor is not None else None
+        dtype = known_dtype(self.node.inputs[index]) if index < len(self.node.inputs) else None
         if dtype is None:
             raise Refuse(f"the element type of input {index} is unknown{why}")
         return dtype

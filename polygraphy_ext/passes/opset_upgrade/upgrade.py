@@ -10,7 +10,7 @@ import onnx_graphsurgeon as gs
 
 from polygraphy_ext.passes.naming import UniqueNames
 from polygraphy_ext.passes.opset_upgrade.history import FIRST_COVERED, STEPS, Refused, Rewritten
-from polygraphy_ext.passes.opset_upgrade.rewrites import REWRITERS, Refuse, Site, np_dtype
+from polygraphy_ext.passes.opset_upgrade.rewrites import REWRITERS, Refuse, Site, known_dtype
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
@@ -155,7 +155,7 @@ def _dropped_type(node: gs.Node, opset: int, target: int) -> Optional[str]:
     for index, lost in enumerate(_lost_input_types(node.op, opset, target)):
         if not lost or index >= len(node.inputs) or not node.inputs[index].name:
             continue
-        dtype = np_dtype(node.inputs[index].dtype)
+        dtype = known_dtype(node.inputs[index])
         if dtype is None:
             return f"it dropped input types by opset {target} and input {index}'s type is unknown"
         name = onnx.helper.tensor_dtype_to_string(onnx.helper.np_dtype_to_tensor_dtype(dtype))

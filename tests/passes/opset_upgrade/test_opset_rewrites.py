@@ -346,3 +346,15 @@ def test_ops_already_deprecated_at_the_models_opset_are_replaced(opset, op):
     reference = model(nodes, feeds, [("y", np.float32, shape)], opset - 1, inits)
     for expected, actual in zip(run(reference, feeds), run(upgraded, feeds)):
         np.testing.assert_array_equal(expected, actual)
+
+
+@pytest.mark.parametrize("to, refused", [(onnx.TensorProto.FLOAT, False), (onnx.TensorProto.INT32, True)])
+def test_untyped_tensors_are_typed_from_their_producers(to, refused):
+    """Without shape inference an exporter's intermediate tensors have no type: it is read off the producers."""
+    nodes = [node("Cast", ["x"], ["c"], to=to), node("Mul", ["c", "c"], ["m"]), node("Erf", ["m"], ["y"])]
+    graph = gs.import_onnx(model(nodes, {"x": X234}, ["y"], 11))
+    for tensor in graph.tensors().values():
+        if tensor.name in ("c", "m"):
+            tensor.dtype, tensor.shape = None, None
+    plan = plan_default_opset_upgrade(graph, 13)
+    assert [r.reason for r in plan.refusals] == (["it no longer accepts tensor(int32) by opset 13"] if refused else [])
