@@ -7,6 +7,7 @@ import onnx
 import pytest
 
 import corpus
+from polygraphy_ext.numerics import generate_inputs
 from upgrade_checks import run, upgrade
 
 OLD = [entry for entry in corpus.entries() if entry.opset < 18]
@@ -20,19 +21,12 @@ def _size(dim) -> int:
     return sum(SYMBOL_SIZES.get(part, 3) for part in dim.dim_param.split("+"))
 
 
-def _feeds(model, seed=0):
-    rng = np.random.default_rng(seed)
-    initializers = {init.name for init in model.graph.initializer}
-    feeds = {}
-    for value in model.graph.input:
-        if value.name in initializers:
-            continue
-        shape = [_size(d) for d in value.type.tensor_type.shape.dim]
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
-        if np.issubdtype(dtype, np.floating):
-            feeds[value.name] = rng.standard_normal(shape).astype(dtype)
-        else:  # token ids 0 are in every vocabulary; masks of ones keep every position
-            feeds[value.name] = (np.ones if "mask" in value.name else np.zeros)(shape, dtype)
+def _feeds(model):
+    dims = {d.dim_param: _size(d) for value in model.graph.input for d in value.type.tensor_type.shape.dim}
+    feeds = generate_inputs(model, "random", dim_values=dims)
+    for name, value in feeds.items():
+        if not np.issubdtype(value.dtype, np.floating):  # token ids 0 exist in every vocabulary; masks keep all
+            feeds[name] = (np.ones_like if "mask" in name else np.zeros_like)(value)
     return feeds
 
 
