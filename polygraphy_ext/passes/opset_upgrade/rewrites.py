@@ -426,6 +426,34 @@ def resize_10(site: Site) -> Plan:
     return "roi inserted; asymmetric coordinates and the old nearest rounding stated", apply
 
 
+# tf_half_pixel_for_nn (gone in 13) maps x to v = (x + 0.5) / scale; half_pixel maps it to v - 0.5. A new
+# rounding r' with r'(v - 0.5) == r(v) exists for two old ones: floor(v) == round_prefer_ceil(v - 0.5) and
+# round_prefer_floor(v) == ceil(v - 0.5).
+_TF_HALF_PIXEL_ROUNDING = {"floor": "round_prefer_ceil", "round_prefer_floor": "ceil"}
+
+
+def resize_tf_half_pixel(site: Site) -> Plan:
+    node = site.node
+    if not site.crosses(13) or node.attrs.get("coordinate_transformation_mode") != "tf_half_pixel_for_nn":
+        return None
+    old = node.attrs.get("nearest_mode", "round_prefer_floor")
+    new = _TF_HALF_PIXEL_ROUNDING.get(old)
+    if node.attrs.get("mode", "nearest") != "nearest" or new is None:
+        raise Refuse(
+            f"coordinate_transformation_mode tf_half_pixel_for_nn (removed in 13) with mode "
+            f"{node.attrs.get('mode', 'nearest')} / nearest_mode {old} has no half_pixel equivalent"
+        )
+
+    def apply():
+        node.attrs.update(coordinate_transformation_mode="half_pixel", nearest_mode=new)
+
+    return f"tf_half_pixel_for_nn + {old} -> half_pixel + {new}", apply
+
+
+def resize(site: Site) -> Plan:
+    return _combine([resize_10(site), resize_tf_half_pixel(site)])
+
+
 def upsample(site: Site) -> Plan:
     node = site.node
     from_attribute = "scales" in node.attrs
@@ -482,6 +510,6 @@ REWRITERS: Dict[str, Callable[[Site], Plan]] = {
     "LpPool": pool_same_padding,
     "MaxPool": pool_same_padding,
     "ConvTranspose": conv_transpose_same_padding,
-    "Resize": resize_10,
+    "Resize": resize,
     "Upsample": upsample,
 }

@@ -358,3 +358,24 @@ def test_untyped_tensors_are_typed_from_their_producers(to, refused):
             tensor.dtype, tensor.shape = None, None
     plan = plan_default_opset_upgrade(graph, 13)
     assert [r.reason for r in plan.refusals] == (["it no longer accepts tensor(int32) by opset 13"] if refused else [])
+
+
+@pytest.mark.parametrize("scales", [[1.0, 1.0, 1.7, 2.0], [1.0, 1.0, 0.6, 0.5], [1.0, 1.0, 3.0, 0.75]])
+@pytest.mark.parametrize("nearest_mode", ["floor", "round_prefer_floor", None])
+def test_resize_tf_half_pixel_for_nn_becomes_half_pixel_with_a_shifted_rounding(nearest_mode, scales):
+    x = RNG.standard_normal((1, 2, 7, 9)).astype(np.float32)
+    attrs = {"coordinate_transformation_mode": "tf_half_pixel_for_nn", "mode": "nearest"}
+    attrs |= {"nearest_mode": nearest_mode} if nearest_mode else {}
+    inits = {"roi": np.zeros([0], np.float32), "s": np.array(scales, np.float32)}
+    original = model([node("Resize", ["x", "roi", "s"], ["y"], **attrs)], {"x": x}, ["y"], 11, inits)
+    upgraded, report = assert_upgrades_exactly(original, 13, {"x": x})
+    assert _attrs(upgraded, "Resize")["coordinate_transformation_mode"] == b"half_pixel"
+
+
+@pytest.mark.parametrize("attrs", [{"nearest_mode": "ceil"}, {"mode": "linear"}])
+def test_resize_tf_half_pixel_for_nn_without_an_equivalent_is_refused(attrs):
+    x = RNG.standard_normal((1, 2, 7, 9)).astype(np.float32)
+    inits = {"roi": np.zeros([0], np.float32), "s": np.array([1.0, 1.0, 2.0, 2.0], np.float32)}
+    nodes = [node("Resize", ["x", "roi", "s"], ["y"], coordinate_transformation_mode="tf_half_pixel_for_nn", **attrs)]
+    with pytest.raises(OpsetUpgradeError, match="tf_half_pixel_for_nn"):
+        upgrade(model(nodes, {"x": x}, ["y"], 11, inits), 13)
