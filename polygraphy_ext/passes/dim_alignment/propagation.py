@@ -10,6 +10,12 @@ SAFE_PAD_MAGNITUDE, below). Where the region
 ends in a GEMM/conv that reduces over the padded axis, that consumer's weight gets zero rows, and
 ``finite * 0 == 0`` adds nothing to any real output. Anything else (LayerNorm, Softmax, Reshape, Reduce*, a
 grouped conv, a graph output, an operand computed elsewhere) needs the true width: a *boundary*.
+
+A ``Reshape`` that only merges or splits the leading dims and keeps the padded axis last (the 3-D -> 2-D -> 3-D
+views around the ``Gemm`` of GPT-2's Conv1D, Megatron and older TF exports) is position-wise along that axis
+too: its target's last dim must follow the padding, either because it is read from the padded tensor's own
+shape or ``-1``, or because it is a literal the pass rewrites. A ``Shape`` of a padded tensor may only feed such
+targets; where its padded dim is used for anything else, the ``Shape`` reads the true size (a boundary).
 """
 
 import math
@@ -21,7 +27,8 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from polygraphy_ext.passes.dim_alignment.candidates import WeightedOp, classify
-from polygraphy_ext.passes.dim_alignment.symbolic import ShapeTable
+from polygraphy_ext.passes.dim_alignment.constants import ConstantResolver
+from polygraphy_ext.passes.dim_alignment.symbolic import DimExpr, ShapeEvaluator, ShapeTable
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
@@ -74,17 +81,6 @@ BINARY: Dict[str, Tuple[Callable, float]] = {
 }
 
 
-def constant_of(tensor) -> Optional[np.ndarray]:
-    """Value of an initializer or of a ``Constant`` node's output."""
-    if isinstance(tensor, gs.Constant):
-        return np.asarray(tensor.values)
-    if tensor is not None and len(tensor.inputs) == 1 and tensor.inputs[0].op == "Constant":
-        value = tensor.inputs[0].attrs.get("value")
-        if isinstance(value, gs.Constant):
-            return np.asarray(value.values)
-    return None
-
-
 @dataclass
 class PaddedConstant:
     """A per-channel constant operand that must grow with the region, and what to fill it with."""
@@ -93,6 +89,44 @@ class PaddedConstant:
     input_index: int
     axis: int  # non-negative axis of the constant
     fill: float
+
+
+@dataclass
+class ReshapeFix:
+    """A Reshape in the region whose target's last dim is a literal of the old width: rewritten to the new one.
+
+    ``concat`` is the Concat computing the target when the literal is its last operand, else None (the whole
+    target is a constant)."""
+
+    node: gs.Node
+    concat: Optional[gs.Node] = None
+
+
+# A symbol standing for the padded width, so that target-shape algebra tells dims that follow the padding
+# (read from the padded tensor's shape) from literals.
+PADDED = "<padded width>"
+_PADDED_DIM = DimExpr(1, (PADDED,))
+# Ops through which a Shape value flows as shape arithmetic (what ShapeEvaluator evaluates).
+_SHAPE_ARITHMETIC = {"Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Cast", "Identity", "Mul", "Div", "Add", "Sub"}
+
+
+class _RegionShapes(ShapeEvaluator):
+    """Shape values in which a Shape of a region tensor reads its padded axis as PADDED (true-size readers read
+    the old width: they are given the sliced tensor)."""
+
+    def __init__(self, shapes: ShapeTable, region: "Region", true_size_readers):
+        super().__init__(shapes)
+        self._region = region
+        self._true_size_readers = true_size_readers
+
+    def shape_dims(self, node):
+        dims = super().shape_dims(node)
+        entry = self._region.tensors.get(node.inputs[0].name)
+        if dims is None or entry is None or id(node) in self._true_size_readers or len(dims) < -entry[1]:
+            return dims
+        dims = list(dims)
+        dims[entry[1]] = _PADDED_DIM
+        return dims
 
 
 @dataclass
@@ -108,6 +142,10 @@ class Region:
     # tensor name -> (consumers that need the true width; None stands for "graph output"), with reasons
     boundaries: Dict[str, List[Optional[gs.Node]]] = field(default_factory=dict)
     boundary_reasons: List[str] = field(default_factory=list)
+    reshapes: List[gs.Node] = field(default_factory=list)  # Reshapes the padding flows through
+    reshape_fixes: List[ReshapeFix] = field(default_factory=list)
+    shape_readers: List[gs.Node] = field(default_factory=list)  # Shape nodes that read a padded tensor
+    true_size_readers: Dict[int, str] = field(default_factory=dict)  # Shape nodes given the true size, and why
 
 
 def producer_pad_value(wop: WeightedOp) -> Optional[float]:
@@ -126,12 +164,25 @@ def producer_pad_value(wop: WeightedOp) -> Optional[float]:
 class RegionBuilder:
     """Grows a Region from one producer, following the rules in the module docstring."""
 
-    def __init__(self, graph: gs.Graph, shapes: ShapeTable):
+    def __init__(self, graph: gs.Graph, shapes: ShapeTable, constants: ConstantResolver):
         self._graph_outputs = {t.name for t in graph.outputs}
+        self._graph_nodes = {id(node) for node in graph.nodes}
         self._shapes = shapes
+        self._constants = constants
 
     def grow(self, producer: WeightedOp, new: int) -> Region:
-        region = Region(producer, producer.out_features, new)
+        # A Shape whose padded dim is used for anything but a target that follows the padding must read the true
+        # size; that can end the flow through a Reshape that relied on it, so grow again until nothing changes.
+        true_size_readers: Dict[int, str] = {}
+        while True:
+            region = self._grow_once(producer, new, true_size_readers)
+            misused = self._misused_shape_readers(region, true_size_readers)
+            if not misused:
+                return region
+            true_size_readers.update(misused)
+
+    def _grow_once(self, producer: WeightedOp, new: int, true_size_readers: Dict[int, str]) -> Region:
+        region = Region(producer, producer.out_features, new, true_size_readers=dict(true_size_readers))
         start = producer.output
         region.tensors[start.name] = (start, producer.out_axis, producer_pad_value(producer))
         queue = deque([start])
@@ -143,6 +194,10 @@ class RegionBuilder:
                 self._boundary(region, tensor, None, "graph output needs the true size")
             for consumer in list(tensor.outputs):
                 if id(consumer) in visited:
+                    continue
+                if id(consumer) in true_size_readers:
+                    visited.add(id(consumer))
+                    self._boundary(region, tensor, consumer, true_size_readers[id(consumer)])
                     continue
                 outcome = self._visit(region, tensor, consumer)
                 if outcome == "wait":
@@ -158,6 +213,22 @@ class RegionBuilder:
                     self._boundary(region, inp, consumer, f"{consumer.op} has an operand computed outside the region")
         return region
 
+    def _misused_shape_readers(self, region: Region, true_size_readers) -> Dict[int, str]:
+        """Shape nodes of the region whose padded dim reaches anything but a Reshape target that follows it."""
+        evaluator = _RegionShapes(self._shapes, region, true_size_readers)
+        accepted_targets = {id(node.inputs[1]) for node in region.reshapes}
+        misused = {}
+        for reader in region.shape_readers:
+            for user, tensor in _shape_value_uses(reader, self._graph_outputs):
+                if user is not None and user.op == "Reshape" and id(tensor) in accepted_targets:
+                    continue
+                value = None if user is None else evaluator.value(tensor)
+                if value is None or any(PADDED in dim.symbols for dim in value[0]):
+                    label = "a graph output" if user is None else f"{user.op} {user.name}"
+                    misused[id(reader)] = f"Shape of the padded tensor reaches {label}, which needs the true size"
+                    break
+        return misused
+
     def _boundary(self, region: Region, tensor, consumer, reason: str):
         users = region.boundaries.setdefault(tensor.name, [])
         # Identity, not ==: gs.Node.__eq__ cannot compare with None (the graph-output marker).
@@ -169,10 +240,16 @@ class RegionBuilder:
     def _visit(self, region: Region, tensor, consumer: gs.Node):
         """Returns the consumer's outputs to continue with, [] when absorbed, None at a boundary, or "wait"."""
         _, axis, value = region.tensors[tensor.name]
+        if id(consumer) not in self._graph_nodes:
+            self._boundary(region, tensor, consumer, "read inside a subgraph (If/Loop/Scan body) of this graph")
+            return None
+        if consumer.op == "Shape":
+            region.shape_readers.append(consumer)  # checked once the region is complete
+            return []
         if not is_safe(value):
             self._boundary(region, tensor, consumer, f"padded value {value:g} is not finite or too large")
             return None
-        wop = classify(consumer)
+        wop = classify(consumer, self._constants)
         if isinstance(wop, WeightedOp) and consumer.inputs[0] is tensor and tensor not in consumer.inputs[1:]:
             return self._visit_weighted(region, tensor, axis, wop)
         if consumer.op in UNARY or consumer.op in ("Cast", "Clip"):
@@ -181,8 +258,60 @@ class RegionBuilder:
             return self._visit_binary(region, tensor, axis, consumer)
         if consumer.op == "BatchNormalization":
             return self._visit_batchnorm(region, tensor, axis, consumer)
-        self._boundary(region, tensor, consumer, f"{consumer.op} needs the true size of the padded dim")
+        if consumer.op == "Reshape" and consumer.inputs[0] is tensor:
+            return self._visit_reshape(region, tensor, axis, value, consumer)
+        self._boundary(region, tensor, consumer, _true_size_reason(consumer))
         return None
+
+    def _visit_reshape(self, region, tensor, axis, value, consumer):
+        out_shape = self._shapes.shape(consumer.outputs[0])
+        in_rank = self._shapes.rank(tensor)
+        if axis != -1 or not out_shape or out_shape[-1] != region.old or in_rank is None or len(consumer.outputs) != 1:
+            self._boundary(region, tensor, consumer, "Reshape does not keep the padded axis last and whole")
+            return None
+        target = _RegionShapes(self._shapes, region, region.true_size_readers).value(consumer.inputs[1])
+        allow_zero = int(consumer.attrs.get("allowzero", 0))
+        follows = self._target_follows_padding(target, in_rank, allow_zero, region.old)
+        if follows is None:
+            self._boundary(region, tensor, consumer, "Reshape target's last dim does not follow the padded width")
+            return None
+        if follows == "literal":
+            fix = self._literal_fix(consumer, region.old)
+            if fix is None:
+                self._boundary(region, tensor, consumer, f"Reshape target's last dim {region.old} is computed in a "
+                               "form the pass cannot rewrite")
+                return None
+            region.reshape_fixes.append(fix)
+        region.reshapes.append(consumer)
+        return self._continue(region, consumer, axis, value)
+
+    @staticmethod
+    def _target_follows_padding(target, in_rank, allow_zero, old) -> Optional[str]:
+        """"shape" (last dim read from the padded tensor, or -1), "literal" (a constant old width), or None."""
+        if target is None or not target[0] or target[1]:
+            return None
+        *leading, last = target[0]
+        for index, dim in enumerate(leading):
+            if PADDED in dim.symbols or (dim == DimExpr(0) and not allow_zero and index == in_rank - 1):
+                return None  # the padded dim would move off the last axis
+        if last == _PADDED_DIM or last == DimExpr(-1):
+            return "shape"
+        if last == DimExpr(0) and not allow_zero and len(target[0]) == in_rank:
+            return "shape"  # copies the input's last (padded) dim
+        return "literal" if last == DimExpr(old) else None
+
+    def _literal_fix(self, reshape: gs.Node, old: int) -> Optional[ReshapeFix]:
+        target = reshape.inputs[1]
+        whole = self._constants.value(target)
+        if whole is not None:
+            return ReshapeFix(reshape) if whole.ndim == 1 and int(whole[-1]) == old else None
+        concat = target.inputs[0] if len(target.inputs) == 1 else None
+        if concat is None or concat.op != "Concat" or not concat.inputs:
+            return None
+        last = self._constants.value(concat.inputs[-1])
+        if last is None or last.ndim != 1 or last.size == 0 or int(last[-1]) != old:
+            return None
+        return ReshapeFix(reshape, concat)
 
     def _visit_weighted(self, region, tensor, axis, wop: WeightedOp):
         if axis != wop.data_axis or wop.in_features != region.old:
@@ -219,7 +348,7 @@ class RegionBuilder:
                     return None
                 result = x  # |x| <= SAFE_PAD_MAGNITUDE: representable in every float type
             elif consumer.op == "Clip":
-                bounds = [constant_of(t) if t is not None else None for t in consumer.inputs[1:3]]
+                bounds = [self._constants.value(t) if t is not None else None for t in consumer.inputs[1:3]]
                 if any(t is not None and b is None for t, b in zip(consumer.inputs[1:3], bounds)):
                     self._boundary(region, tensor, consumer, "Clip bounds computed at runtime")
                     return None
@@ -250,7 +379,7 @@ class RegionBuilder:
                     return None
                 operands.append(np.float32(other_value))
                 continue
-            const = constant_of(inp)
+            const = self._constants.value(inp)
             if const is None:
                 return "wait"
             const_axis = const.ndim + axis
@@ -273,7 +402,7 @@ class RegionBuilder:
 
     def _visit_batchnorm(self, region, tensor, axis, consumer):
         rank = self._shapes.rank(tensor)
-        params = [constant_of(t) for t in consumer.inputs[1:5]]
+        params = [self._constants.value(t) for t in consumer.inputs[1:5]]
         if rank is None or axis != 1 - rank or consumer.inputs[0] is not tensor or len(consumer.outputs) != 1:
             self._boundary(region, tensor, consumer, "BatchNormalization not over the padded channel axis")
             return None
@@ -284,3 +413,29 @@ class RegionBuilder:
         for index, fill in zip(range(1, 5), (0.0, 0.0, 0.0, 1.0)):
             region.padded_constants.append(PaddedConstant(consumer, index, 0, fill))
         return self._continue(region, consumer, axis, 0.0)
+
+
+def _true_size_reason(consumer: gs.Node) -> str:
+    if "Norm" in consumer.op:
+        return f"{consumer.op} normalizes over the padded axis: padded lanes would change its statistics"
+    if consumer.op.startswith("Reduce"):
+        return f"{consumer.op} reduces over the padded axis"
+    return f"{consumer.op} needs the true size of the padded dim"
+
+
+def _shape_value_uses(shape_node: gs.Node, graph_outputs):
+    """(consumer, tensor) pairs where a Shape's value leaves shape arithmetic; consumer None for a graph output."""
+    stack = [shape_node.outputs[0]]
+    seen = set()
+    while stack:
+        tensor = stack.pop()
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        if tensor.name in graph_outputs:
+            yield None, tensor
+        for user in tensor.outputs:
+            if user.op in _SHAPE_ARITHMETIC and user.outputs:
+                stack.extend(user.outputs)
+            else:
+                yield user, tensor

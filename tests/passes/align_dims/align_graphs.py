@@ -167,7 +167,10 @@ def stops_at(op_type, hidden=64, inner=93):
     elif op_type == "ReduceMean":
         h = b.op("Sub", [h, b.op("ReduceMean", [h], axes=[-1], keepdims=1)])
     elif op_type == "Reshape":
-        h = b.op("Reshape", [h, b.const(np.array([0, 0, inner], np.int64))])
+        # Splits the padded axis into heads (a Reshape keeping it last and whole is padded through).
+        h = b.op("Reshape", [h, b.const(np.array([0, 0, 3, inner // 3], np.int64))])
+        b.output(b.op("MatMul", [h, b.weight(inner // 3, hidden)]))
+        return b.model()
     elif op_type == "ResidualAdd":
         h = b.op("Add", [h, b.linear(x, hidden, inner, bias=False)])
     elif op_type == "Sigmoid":
