@@ -77,6 +77,7 @@ class _PaddingPlanner:
         self.editor = GraphEditor(graph, shapes, constants, names)
         self.regions = RegionBuilder(graph, shapes, constants)
         self._padded_outputs = set()  # ids of depthwise convs padded inside an accepted region
+        self._padded_producers = set()  # ids of producers whose output is padded (partners included)
 
     def _leave(self, node, reason, dims=None):
         self.report.left_alone.append(LeftAlone(_node_label(node), node.op, reason, dims))
@@ -94,7 +95,7 @@ class _PaddingPlanner:
                 self._leave(node, found)
         absorbed = set()
         for wop in weighted:
-            if wop.out_features % self.multiple == 0 or wop.is_depthwise:
+            if wop.out_features % self.multiple == 0 or wop.is_depthwise or id(wop.node) in self._padded_producers:
                 continue
             absorbed.update(id(a.node) for a in self._pad_output(wop))
         for wop in weighted:
@@ -116,7 +117,7 @@ class _PaddingPlanner:
         if producer_pad_value(wop) is None:
             self._leave(wop.node, "Gemm bias C is broadcast over N with varying values")
             return []
-        region = self.regions.grow(wop, new)
+        region = self.regions.grow(wop, new, frozenset(self._padded_producers))
         base, extra = self._region_cost(region)
         pct = overhead_pct(base, extra)
         boundary = "slice" if region.boundaries else "none"
@@ -131,6 +132,7 @@ class _PaddingPlanner:
         changes: List[TensorChange] = []
         self.editor.apply_region(region, changes)
         self._padded_outputs.update(id(d.node) for d in region.depthwise)
+        self._padded_producers.update(id(p.node) for p in region.producers)
         self.report.aligned.append(
             AlignedDim(
                 producer=_node_label(wop.node),
@@ -140,6 +142,8 @@ class _PaddingPlanner:
                 new_size=new,
                 boundary=boundary,
                 absorbed_by=[_node_label(a.node) for a in region.absorbers],
+                padded_with=[_node_label(p.node) for p in region.partners],
+                slice_reasons=list(region.boundary_reasons),
                 extra_flops=int(extra.flops),
                 extra_bytes=int(extra.bytes),
                 overhead_pct=pct,
@@ -149,7 +153,7 @@ class _PaddingPlanner:
         return region.absorbers
 
     def _region_cost(self, region: Region):
-        gemms = [region.producer] + region.absorbers + region.depthwise
+        gemms = region.producers + region.absorbers + region.depthwise
         base = Cost()
         for wop in gemms:
             base = base + self.cost.gemm(wop)

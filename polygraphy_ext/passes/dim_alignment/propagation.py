@@ -107,6 +107,7 @@ class ReshapeFix:
 PADDED = "<padded width>"
 _PADDED_DIM = DimExpr(1, (PADDED,))
 # Ops through which a Shape value flows as shape arithmetic (what ShapeEvaluator evaluates).
+_MAX_PARTNER_DEPTH = 8  # ops between a partner GEMM and the op where it meets the region (SiLU is 2)
 _SHAPE_ARITHMETIC = {"Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Cast", "Identity", "Mul", "Div", "Add", "Sub"}
 
 
@@ -134,6 +135,7 @@ class Region:
     producer: WeightedOp
     old: int
     new: int
+    partners: List[WeightedOp] = field(default_factory=list)  # producers padded with it (gated FFNs)
     tensors: Dict[str, Tuple[gs.Tensor, int, float]] = field(default_factory=dict)  # name -> (tensor, axis, pad value)
     elementwise: List[gs.Node] = field(default_factory=list)
     padded_constants: List[PaddedConstant] = field(default_factory=list)
@@ -146,6 +148,11 @@ class Region:
     reshape_fixes: List[ReshapeFix] = field(default_factory=list)
     shape_readers: List[gs.Node] = field(default_factory=list)  # Shape nodes that read a padded tensor
     true_size_readers: Dict[int, str] = field(default_factory=dict)  # Shape nodes given the true size, and why
+    waiting: List[gs.Node] = field(default_factory=list)  # binary ops with an operand from outside the region
+
+    @property
+    def producers(self) -> List[WeightedOp]:
+        return [self.producer] + self.partners
 
 
 def producer_pad_value(wop: WeightedOp) -> Optional[float]:
@@ -170,22 +177,68 @@ class RegionBuilder:
         self._shapes = shapes
         self._constants = constants
 
-    def grow(self, producer: WeightedOp, new: int) -> Region:
+    def grow(self, producer: WeightedOp, new: int, taken=frozenset()) -> Region:
+        """The region of ``producer`` padded to ``new``; ``taken``: ids of producer nodes already padded."""
+        producers = [producer]
         # A Shape whose padded dim is used for anything but a target that follows the padding must read the true
         # size; that can end the flow through a Reshape that relied on it, so grow again until nothing changes.
         true_size_readers: Dict[int, str] = {}
         while True:
-            region = self._grow_once(producer, new, true_size_readers)
+            region = self._grow_once(producers, new, true_size_readers)
+            partners = self._partner_producers(region, taken)
+            if partners:
+                producers.extend(partners)
+                continue
             misused = self._misused_shape_readers(region, true_size_readers)
             if not misused:
                 return region
             true_size_readers.update(misused)
 
-    def _grow_once(self, producer: WeightedOp, new: int, true_size_readers: Dict[int, str]) -> Region:
-        region = Region(producer, producer.out_features, new, true_size_readers=dict(true_size_readers))
-        start = producer.output
-        region.tensors[start.name] = (start, producer.out_axis, producer_pad_value(producer))
-        queue = deque([start])
+    def _partner_producers(self, region: Region, taken) -> List[WeightedOp]:
+        """Producers of the same width whose outputs meet the region in an elementwise op (the gate and up
+        projections of a SwiGLU/GeGLU FFN): padded together, the op sees padded values on both sides."""
+        found = []
+        known = {id(p.node) for p in region.producers}
+        for consumer in region.waiting:
+            for operand in consumer.inputs:
+                if operand is None or operand.name in region.tensors:
+                    continue
+                partner = self._producer_behind(operand, region)
+                if partner is not None and id(partner.node) not in known and id(partner.node) not in taken:
+                    known.add(id(partner.node))
+                    found.append(partner)
+        return found
+
+    def _producer_behind(self, tensor, region: Region) -> Optional[WeightedOp]:
+        """The GEMM/conv whose output reaches ``tensor`` through ops of one runtime input, if it can join."""
+        for _ in range(_MAX_PARTNER_DEPTH):
+            if len(tensor.inputs) != 1 or id(tensor.inputs[0]) not in self._graph_nodes:
+                return None
+            node = tensor.inputs[0]
+            wop = classify(node, self._constants)
+            if isinstance(wop, WeightedOp):
+                joins = (
+                    wop.output is tensor
+                    and wop.out_features == region.old
+                    and wop.out_axis == region.producer.out_axis
+                    and wop.groups == 1
+                    and producer_pad_value(wop) is not None
+                )
+                return wop if joins else None
+            runtime = [t for t in node.inputs if t is not None and self._constants.resolve(t) is None]
+            if node.op not in UNARY and node.op not in BINARY and node.op != "Cast" or len(runtime) != 1:
+                return None
+            tensor = runtime[0]
+        return None
+
+    def _grow_once(self, producers: List[WeightedOp], new: int, true_size_readers: Dict[int, str]) -> Region:
+        primary = producers[0]
+        region = Region(primary, primary.out_features, new, true_size_readers=dict(true_size_readers))
+        region.partners = producers[1:]
+        for producer in producers:
+            start = producer.output
+            region.tensors[start.name] = (start, producer.out_axis, producer_pad_value(producer))
+        queue = deque(producer.output for producer in producers)
         visited = set()
         waiting: Dict[str, gs.Node] = {}  # binary ops reached by one operand, waiting for the other
         while queue:
@@ -207,6 +260,7 @@ class RegionBuilder:
                 waiting.pop(consumer.name or str(id(consumer)), None)
                 if outcome is not None:
                     queue.extend(outcome)
+        region.waiting = list(waiting.values())
         for consumer in waiting.values():
             for inp in consumer.inputs:
                 if inp is not None and inp.name in region.tensors:

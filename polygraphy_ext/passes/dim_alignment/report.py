@@ -31,6 +31,8 @@ class AlignedDim:
     extra_bytes: int
     overhead_pct: float
     changes: List[TensorChange] = field(default_factory=list)
+    padded_with: List[str] = field(default_factory=list)  # producers of the same width padded together (gated FFNs)
+    slice_reasons: List[str] = field(default_factory=list)  # why each Slice back to the true size was needed
     graph: str = ""  # the If/Loop/Scan body it is in (see subgraphs()); "" for the main graph
 
 
@@ -95,12 +97,14 @@ class AlignReport:
         ]
         for dim in self.aligned:
             via = f", {dim.boundary}" if dim.boundary != "none" else ", no new node"
+            partners = f" (with {', '.join(dim.padded_with)})" if dim.padded_with else ""
             lines.append(
-                f"  {_where(dim)}padded {dim.op} {dim.producer} {dim.side} {dim.old_size} -> {dim.new_size}{via} "
+                f"  {_where(dim)}padded {dim.op} {dim.producer}{partners} {dim.side} {dim.old_size} -> {dim.new_size}{via} "
                 f"(overhead {dim.overhead_pct:.3g}%)"
             )
             shared = sorted({change.sharing for change in dim.changes if change.sharing})
             lines.extend(f"    {note}" for note in shared)
+            lines.extend(f"    slice: {reason}" for reason in dim.slice_reasons)
         for dim in self.concrete_dims:
             lines.append(
                 f"  {_where(dim)}constant target for {dim.op} {dim.node}: [{', '.join(dim.old_target)}] -> {dim.new_target}"

@@ -77,9 +77,10 @@ class GraphEditor:
 
     def apply_region(self, region: Region, changes: List[TensorChange]):
         amount = region.new - region.old
-        producer = self.weight_plan(region.producer)
-        producer.out_pad += amount
-        producer.changes = changes
+        for wop in region.producers:
+            plan = self.weight_plan(wop)
+            plan.out_pad += amount
+            plan.changes = changes
         for wop in region.absorbers:
             plan = self.weight_plan(wop)
             plan.in_pad += amount
@@ -167,7 +168,10 @@ class GraphEditor:
         for consumer in list(tensor.outputs):
             # Identity, not ==: gs.Node.__eq__ cannot compare with None (the graph-output marker).
             if not any(user is consumer for user in true_size_users):
-                consumer.inputs[:] = [padded if inp is tensor else inp for inp in consumer.inputs]
+                # Index by index: onnx-graphsurgeon's input lists do not support slice assignment.
+                for index, inp in enumerate(list(consumer.inputs)):
+                    if inp is tensor:
+                        consumer.inputs[index] = padded
         if padded_shape is not None:
             axis += len(padded_shape)  # Slice-1 (opset < 10) does not define negative axes
         name = self.unique_name(f"{tensor.name}_true_size")
