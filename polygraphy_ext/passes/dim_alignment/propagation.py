@@ -107,6 +107,8 @@ class ReshapeFix:
 PADDED = "<padded width>"
 _PADDED_DIM = DimExpr(1, (PADDED,))
 # Ops through which a Shape value flows as shape arithmetic (what ShapeEvaluator evaluates).
+# Data-movement ops that keep the padded axis whole when they do not act on it (checked in _layout_axis).
+_LAYOUT_OPS = ("Transpose", "Flatten", "Squeeze", "Unsqueeze", "Dropout")
 _MAX_PARTNER_DEPTH = 8  # ops between a partner GEMM and the op where it meets the region (SiLU is 2)
 _SHAPE_ARITHMETIC = {"Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Cast", "Identity", "Mul", "Div", "Add", "Sub"}
 
@@ -314,8 +316,49 @@ class RegionBuilder:
             return self._visit_batchnorm(region, tensor, axis, consumer)
         if consumer.op == "Reshape" and consumer.inputs[0] is tensor:
             return self._visit_reshape(region, tensor, axis, value, consumer)
+        if consumer.op in _LAYOUT_OPS and consumer.inputs[0] is tensor:
+            new_axis = self._layout_axis(tensor, axis, consumer)
+            if new_axis is not None:
+                return self._continue(region, consumer, new_axis, value)
+            self._boundary(region, tensor, consumer, f"{consumer.op} moves, splits or drops the padded axis")
+            return None
         self._boundary(region, tensor, consumer, _true_size_reason(consumer))
         return None
+
+    def _layout_axis(self, tensor, axis: int, node: gs.Node) -> Optional[int]:
+        """The padded axis (negative) of the output of a data-movement op that keeps it whole, else None."""
+        if any(out.outputs or out.name in self._graph_outputs for out in node.outputs[1:]):
+            return None  # Dropout's mask has the padded shape too
+        rank = self._shapes.rank(tensor)
+        if node.op == "Dropout":
+            training = self._constants.value(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None else False
+            return axis if training is not None and not bool(np.any(training)) else None
+        if rank is None or rank < -axis:
+            return None
+        position = rank + axis
+        if node.op == "Transpose":
+            perm = [int(p) for p in node.attrs.get("perm", reversed(range(rank)))]
+            return perm.index(position) - rank if sorted(perm) == list(range(rank)) else None
+        if node.op == "Flatten":
+            split = int(node.attrs.get("axis", 1))
+            split = split + rank if split < 0 else split
+            return -1 if axis == -1 and split == rank - 1 else None  # [lead..., N] -> [prod(lead), N]
+        axes = node.attrs.get("axes")
+        if axes is None and len(node.inputs) > 1 and node.inputs[1] is not None:
+            axes = self._constants.value(node.inputs[1])
+        if axes is None:
+            return axis if node.op == "Squeeze" else None  # squeezes only 1-dims; the padded dim is wider
+        out_rank = rank + (len(np.asarray(axes).reshape(-1)) if node.op == "Unsqueeze" else -len(np.asarray(axes).reshape(-1)))
+        axes = {int(a) % (out_rank if node.op == "Unsqueeze" else rank) for a in np.asarray(axes).reshape(-1)}
+        if node.op == "Squeeze":
+            if position in axes:
+                return None
+            return position - sum(a < position for a in axes) - out_rank
+        out_position = position
+        for a in sorted(axes):
+            if a <= out_position:
+                out_position += 1
+        return out_position - out_rank
 
     def _visit_reshape(self, region, tensor, axis, value, consumer):
         out_shape = self._shapes.shape(consumer.outputs[0])

@@ -102,7 +102,8 @@ class GraphEditor:
             else:
                 if tensor.shape is not None and len(tensor.shape) >= -axis:
                     tensor.shape = self._grown(tensor.shape, axis, region.new)
-                changes.append(TensorChange(name, _shape_list(old_shape), _shape_list(new_shape), "activation"))
+                if new_shape is not None:  # a tensor of unknown rank: its producer's weight change says it all
+                    changes.append(TensorChange(name, _shape_list(old_shape), _shape_list(new_shape), "activation"))
 
     def _pad_constant_input(self, node: gs.Node, index: int, pads, role: str, changes: List[TensorChange]):
         """Make ``node`` read its constant input ``index`` padded by ``pads`` ((axis, amount, fill) each); uses of

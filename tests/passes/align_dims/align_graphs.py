@@ -492,3 +492,25 @@ def head_transform(hidden=64, width=60, decomposed=True):
     h = layernorm_decomposed(b, h, width) if decomposed else b.layernorm(h, width)
     b.output(b.linear(h, width, hidden))
     return b.model()
+
+
+def ffn_through_layout_ops(hidden=32, ffn=45, mode="keep"):
+    """Data-movement ops exporters leave in an FFN: Unsqueeze/Dropout/Squeeze/Transpose of leading axes and
+    Flatten to 2-D keep the width whole and last. ``mode`` "round_trip": the width is transposed away and back;
+    "off_reduction": transposed away, so the final MatMul reduces over the sequence instead (a boundary)."""
+    b = ModelBuilder(25)
+    seq = 6
+    x = b.input("x", ["batch", seq, hidden])
+    h = b.linear(x, hidden, ffn)
+    h = b.op("Unsqueeze", [h, b.const(np.array([0], np.int64))])
+    h = b.op("Dropout", [h])
+    h = b.op("Squeeze", [h, b.const(np.array([0], np.int64))])
+    h = b.op("Transpose", [h], perm=[1, 0, 2] if mode == "keep" else [0, 2, 1])
+    h = b.op("Relu", [h])
+    if mode == "round_trip":
+        h = b.op("Transpose", [h], perm=[0, 2, 1])
+    if mode == "off_reduction":
+        b.output(b.op("MatMul", [h, b.weight(seq, hidden)]))
+    else:
+        b.output(b.op("MatMul", [b.op("Flatten", [h], axis=2), b.weight(ffn, hidden)]))
+    return b.model()

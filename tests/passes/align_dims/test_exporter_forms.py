@@ -192,3 +192,17 @@ def test_padding_across_a_normalized_dim_is_never_silent(fused_first):
         aligned, fusion = _fuse(aligned)
         assert len(fusion.fused) == 1
     assert_exact(model, aligned, dim_values=BATCH_SEQ)
+
+
+@pytest.mark.parametrize("mode", ["keep", "round_trip", "off_reduction"])
+def test_data_movement_ops_carry_the_padded_axis(mode):
+    model = graphs.ffn_through_layout_ops(mode=mode)
+    aligned, report = align(model, max_overhead=100)
+    [dim] = [d for d in report.aligned if d.side == "output"]
+    if mode == "off_reduction":
+        # The width ends on axis -2: the MatMul reduces over the sequence and needs the true width.
+        assert dim.boundary == "slice" and not dim.absorbed_by
+        assert any("MatMul does not reduce over the padded axis" in r for r in dim.slice_reasons)
+    else:
+        assert dim.boundary == "none" and dim.absorbed_by and "Slice" not in ops(aligned)
+    assert_exact(model, aligned, dim_values={"batch": 2})
