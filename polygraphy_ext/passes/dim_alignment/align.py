@@ -50,13 +50,14 @@ def align_dims(
     constants = ConstantResolver()
     # If/Loop/Scan bodies are aligned like the main graph, each on its own: a padding never crosses a body's
     # boundary (its outputs need the true size), and every report entry names the body it is in.
+    shapes = ShapeTable(graph)
     if concrete_dims:
-        shapes = ShapeTable(graph)
         for label, body in graphs:
             with report.entries_of(label):
                 make_dims_concrete(body, shapes, report, constants, names)
+        if report.concrete_dims:
+            shapes = ShapeTable(graph)  # constant targets let shape inference see more
     if pad:
-        shapes = ShapeTable(graph)
         for label, body in graphs:
             with report.entries_of(label):
                 _PaddingPlanner(body, shapes, constants, names, m, max_overhead, dynamic_dim, report).run()
