@@ -108,6 +108,7 @@ PADDED = "<padded width>"
 _PADDED_DIM = DimExpr(1, (PADDED,))
 # Ops through which a Shape value flows as shape arithmetic (what ShapeEvaluator evaluates).
 # Data-movement ops that keep the padded axis whole when they do not act on it (checked in _layout_axis).
+_POOLS = ("GlobalAveragePool", "GlobalMaxPool", "MaxPool", "AveragePool")
 _LAYOUT_OPS = ("Transpose", "Flatten", "Squeeze", "Unsqueeze", "Dropout")
 _MAX_PARTNER_DEPTH = 8  # ops between a partner GEMM and the op where it meets the region (SiLU is 2)
 _SHAPE_ARITHMETIC = {"Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Cast", "Identity", "Mul", "Div", "Add", "Sub"}
@@ -316,6 +317,8 @@ class RegionBuilder:
             return self._visit_batchnorm(region, tensor, axis, consumer)
         if consumer.op == "Reshape" and consumer.inputs[0] is tensor:
             return self._visit_reshape(region, tensor, axis, value, consumer)
+        if consumer.op in _POOLS and consumer.inputs[0] is tensor:
+            return self._visit_pool(region, tensor, axis, value, consumer)
         if consumer.op in _LAYOUT_OPS and consumer.inputs[0] is tensor:
             new_axis = self._layout_axis(tensor, axis, consumer)
             if new_axis is not None:
@@ -324,6 +327,17 @@ class RegionBuilder:
             return None
         self._boundary(region, tensor, consumer, _true_size_reason(consumer))
         return None
+
+    def _visit_pool(self, region, tensor, axis, value, consumer):
+        """Pools act on the spatial dims of each channel: a padded channel of one value v pools to v, unless an
+        average counts zero padding (count_include_pad)."""
+        rank = self._shapes.rank(tensor)
+        counts_pads = int(consumer.attrs.get("count_include_pad", 0)) and any(consumer.attrs.get("pads", []))
+        extra_outputs = any(out.outputs or out.name in self._graph_outputs for out in consumer.outputs[1:])
+        if rank is None or axis != 1 - rank or counts_pads or extra_outputs:
+            self._boundary(region, tensor, consumer, f"{consumer.op} is not a per-channel pool over the padded axis")
+            return None
+        return self._continue(region, consumer, axis, value)
 
     def _layout_axis(self, tensor, axis: int, node: gs.Node) -> Optional[int]:
         """The padded axis (negative) of the output of a data-movement op that keeps it whole, else None."""

@@ -514,3 +514,17 @@ def ffn_through_layout_ops(hidden=32, ffn=45, mode="keep"):
     else:
         b.output(b.op("MatMul", [b.op("Flatten", [h], axis=2), b.weight(ffn, hidden)]))
     return b.model()
+
+
+def squeeze_excite_block(c_in=8, width=13, c_out=16, reduced=4, size=8):
+    """Conv(width) -> Relu -> MaxPool, then a squeeze-excite gate: GlobalAveragePool -> Conv(reduced) -> Relu ->
+    Conv(width) -> Sigmoid, multiplied back in, -> Conv(c_out). The gate's expanding conv is a second producer
+    of the odd width."""
+    b = ModelBuilder(26)
+    x = b.input("x", ["batch", c_in, size, size])
+    h = b.op("MaxPool", [b.op("Relu", [b.conv(x, c_in, width)])], kernel_shape=[2, 2], strides=[2, 2])
+    gate = b.op("GlobalAveragePool", [h])
+    gate = b.op("Relu", [b.conv(gate, width, reduced, k=1)])
+    gate = b.op("Sigmoid", [b.conv(gate, reduced, width, k=1)])
+    b.output(b.conv(b.op("Mul", [h, gate]), width, c_out))
+    return b.model()

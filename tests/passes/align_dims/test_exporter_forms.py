@@ -206,3 +206,12 @@ def test_data_movement_ops_carry_the_padded_axis(mode):
     else:
         assert dim.boundary == "none" and dim.absorbed_by and "Slice" not in ops(aligned)
     assert_exact(model, aligned, dim_values={"batch": 2})
+
+
+def test_pools_and_a_squeeze_excite_gate_pad_at_zero_cost():
+    model = graphs.squeeze_excite_block()
+    aligned, report = align(model, max_overhead=30)
+    [dim] = [d for d in report.aligned if d.old_size == 13]
+    assert (dim.new_size, dim.boundary, len(dim.padded_with)) == (16, "none", 1)
+    assert len(dim.absorbed_by) == 2 and "Slice" not in ops(aligned)
+    assert_exact(model, aligned, dim_values={"batch": 2})
