@@ -128,6 +128,18 @@ class ShapeTable:
         except Exception:
             # Too large to serialize (> 2 GB) or a model ONNX cannot infer: the graph's own shapes are all we know.
             return
+        self._fill_from(inferred)
+        if any(self._shapes.get(out.name) is None for _, body in subgraphs(graph) for n in body.nodes for out in n.outputs):
+            # ONNX's inference loses the rank after a Reshape whose target it cannot evaluate (TorchScript's
+            # opset-11 GPT-2); onnxruntime's symbolic inference carries symbolic dims through such chains.
+            try:
+                from polygraphy_ext.shape_inference import infer_shapes
+
+                self._fill_from(infer_shapes(model, allow_onnxruntime=True))
+            except Exception:
+                pass
+
+    def _fill_from(self, inferred: onnx.ModelProto) -> None:
         for body in _onnx_graphs(inferred.graph):
             for value_info in list(body.value_info) + list(body.output):
                 shape = _shape_from_type(value_info.type)

@@ -215,3 +215,22 @@ def test_pools_and_a_squeeze_excite_gate_pad_at_zero_cost():
     assert (dim.new_size, dim.boundary, len(dim.padded_with)) == (16, "none", 1)
     assert len(dim.absorbed_by) == 2 and "Slice" not in ops(aligned)
     assert_exact(model, aligned, dim_values={"batch": 2})
+
+
+def test_check_inputs_stay_inside_the_tables_they_index():
+    """BERT's token_type_ids index a 2-row table (RoBERTa's a 1-row one): generated ids must stay below that."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from polygraphy_ext.numerics import compare_models
+
+    table = numpy_helper.from_array(np.arange(2 * 8, dtype=np.float32).reshape(2, 8), "token_type_embeddings")
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["token_type_embeddings", "token_type_ids"], ["embedded"])],
+        "types",
+        [helper.make_tensor_value_info("token_type_ids", TensorProto.INT64, ["batch", "sequence"])],
+        [helper.make_tensor_value_info("embedded", TensorProto.FLOAT, ["batch", "sequence", 8])],
+        [table],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    assert compare_models(model, model, dim_values={"batch": 4, "sequence": 16}).ok
