@@ -96,10 +96,12 @@ class ReshapeFix:
     """A Reshape in the region whose target's last dim is a literal of the old width: rewritten to the new one.
 
     ``concat`` is the Concat computing the target when the literal is its last operand, else None (the whole
-    target is a constant)."""
+    target is a constant); ``casts`` the Cast/Identity nodes between that Concat and the Reshape, in order (TF
+    exports compute shapes in int32 and cast them back)."""
 
     node: gs.Node
     concat: Optional[gs.Node] = None
+    casts: List[gs.Node] = field(default_factory=list)
 
 
 # A symbol standing for the padded width, so that target-shape algebra tells dims that follow the padding
@@ -416,13 +418,17 @@ class RegionBuilder:
         whole = self._constants.value(target)
         if whole is not None:
             return ReshapeFix(reshape) if whole.ndim == 1 and int(whole[-1]) == old else None
+        casts = []
+        while len(target.inputs) == 1 and target.inputs[0].op in ("Cast", "Identity") and len(casts) < 4:
+            casts.insert(0, target.inputs[0])
+            target = target.inputs[0].inputs[0]
         concat = target.inputs[0] if len(target.inputs) == 1 else None
         if concat is None or concat.op != "Concat" or not concat.inputs:
             return None
         last = self._constants.value(concat.inputs[-1])
         if last is None or last.ndim != 1 or last.size == 0 or int(last[-1]) != old:
             return None
-        return ReshapeFix(reshape, concat)
+        return ReshapeFix(reshape, concat, casts)
 
     def _visit_weighted(self, region, tensor, axis, wop: WeightedOp):
         if axis != wop.data_axis or wop.in_features != region.old:

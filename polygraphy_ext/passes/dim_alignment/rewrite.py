@@ -125,32 +125,35 @@ class GraphEditor:
         changes.append(change)
 
     def _rewrite_target(self, fix, new: int, changes: List[TensorChange]):
-        """A Reshape target whose last dim is a literal of the old width gets the new width."""
+        """A Reshape target whose last dim is a literal of the old width gets the new width (same integer type)."""
         target = fix.node.inputs[1]
-        old_values = [int(v) for v in self._constants.value(target).reshape(-1)] if fix.concat is None else None
         if fix.concat is None:
-            values = np.array(old_values, dtype=np.int64)
+            values = np.array(self._constants.value(target))
+            old_values = [int(v) for v in values.reshape(-1)]
             values[-1] = new
             fix.node.inputs[1] = self._new_constant(f"{target.name}_aligned", values)
             changes.append(TensorChange(target.name, old_values, [int(v) for v in values], "reshape target"))
             return
-        if id(fix.concat) not in self._target_concats:
-            last = np.array(self._constants.value(fix.concat.inputs[-1]), dtype=np.int64)
+        key = (id(fix.concat),) + tuple(id(cast) for cast in fix.casts)
+        if key not in self._target_concats:
+            last = np.array(self._constants.value(fix.concat.inputs[-1]))
             old_last = [int(v) for v in last]
             last[-1] = new
             const = self._new_constant(f"{fix.concat.inputs[-1].name}_aligned", last)
-            out = gs.Variable(self.unique_name(f"{target.name}_aligned"), dtype=target.dtype, shape=target.shape)
-            node = gs.Node(
-                "Concat",
-                self.unique_name(f"{fix.concat.name or target.name}_aligned"),
-                attrs=dict(fix.concat.attrs),
-                inputs=list(fix.concat.inputs[:-1]) + [const],
-                outputs=[out],
-            )
-            self.graph.nodes.append(node)
-            self._target_concats[id(fix.concat)] = out
+            out = self._copy_node(fix.concat, list(fix.concat.inputs[:-1]) + [const])
+            for cast in fix.casts:
+                out = self._copy_node(cast, [out] + list(cast.inputs[1:]))
+            self._target_concats[key] = out
             changes.append(TensorChange(fix.concat.inputs[-1].name, old_last, [int(v) for v in last], "reshape target"))
-        fix.node.inputs[1] = self._target_concats[id(fix.concat)]
+        fix.node.inputs[1] = self._target_concats[key]
+
+    def _copy_node(self, node: gs.Node, inputs) -> gs.Variable:
+        """A copy of one-output ``node`` reading ``inputs``; returns its new output."""
+        old = node.outputs[0]
+        out = gs.Variable(self.unique_name(f"{old.name}_aligned"), dtype=old.dtype, shape=old.shape)
+        name = self.unique_name(f"{node.name or old.name}_aligned")
+        self.graph.nodes.append(gs.Node(node.op, name, attrs=dict(node.attrs), inputs=inputs, outputs=[out]))
+        return out
 
     @staticmethod
     def _grown(shape, axis, size):

@@ -528,3 +528,23 @@ def squeeze_excite_block(c_in=8, width=13, c_out=16, reduced=4, size=8):
     gate = b.op("Sigmoid", [b.conv(gate, reduced, width, k=1)])
     b.output(b.conv(b.op("Mul", [h, gate]), width, c_out))
     return b.model()
+
+
+def tensordot_ffn(hidden=32, ffn=45):
+    """Keras Dense on 3-D input through tf2onnx (Tensordot): Reshape(x, [-1, K]) -> MatMul -> Reshape to
+    Cast(Concat(Gather(Cast(Shape(x), int32), [0, 1]), [N] int32), int64): the width is an int32 literal behind a Cast."""
+    b = ModelBuilder(27)
+    x = b.input("x", ["batch", "sequence", hidden])
+
+    def dense(t, k, n):
+        flat = b.op("Reshape", [t, b.const(np.array([-1, k], np.int64))])
+        y = b.op("MatMul", [flat, b.weight(k, n)])
+        shape32 = b.op("Cast", [b.op("Shape", [t])], to=TensorProto.INT32)
+        lead = b.op("Gather", [shape32, b.const(np.array([0, 1], np.int64))], axis=0)
+        target = b.op("Concat", [lead, b.const(np.array([n], np.int32))], axis=0)
+        return b.op("Reshape", [y, b.op("Cast", [target], to=TensorProto.INT64)])
+
+    h = dense(x, hidden, ffn)
+    h = b.op("Mul", [h, b.op("Sigmoid", [b.op("Mul", [h, b.const(np.float32(1.702))])])])
+    b.output(dense(h, ffn, hidden))
+    return b.model()

@@ -234,3 +234,16 @@ def test_check_inputs_stay_inside_the_tables_they_index():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     assert compare_models(model, model, dim_values={"batch": 4, "sequence": 16}).ok
+
+
+def test_tf_tensordot_width_behind_an_int32_cast_is_rewritten():
+    model = graphs.tensordot_ffn()
+    aligned, report = align(model, max_overhead=10)
+    [dim] = report.aligned
+    assert (dim.old_size, dim.new_size, dim.boundary) == (45, 48, "none") and dim.absorbed_by
+    # The int32 literal behind the Cast, and the constant [-1, 45] that flattens the activation for the next Dense.
+    targets = sorted((c.old_shape, c.new_shape) for c in dim.changes if c.role == "reshape target")
+    assert targets == [([-1, 45], [-1, 48]), ([45], [48])]
+    literals = [n.inputs[-1].values for n in gs.import_onnx(aligned).nodes if n.op == "Concat"]
+    assert sorted(v.tolist() for v in literals) == [[32], [48]] and all(v.dtype == np.int32 for v in literals)
+    assert_exact(model, aligned, dim_values=BATCH_SEQ)
