@@ -94,6 +94,9 @@ class _PaddingPlanner:
                 self._leave(node, found.reason, dims)
             elif isinstance(found, str):
                 self._leave(node, found)
+        unaligned = [w for w in weighted if (w.in_features % self.multiple or w.out_features % self.multiple)]
+        if any(self.shapes.shape(w.output) is None or self.shapes.shape(w.data) is None for w in unaligned):
+            self.shapes.complete_with_onnxruntime()
         absorbed = set()
         for wop in weighted:
             if wop.out_features % self.multiple == 0 or wop.is_depthwise or id(wop.node) in self._padded_producers:

@@ -288,6 +288,16 @@ class RegionBuilder:
                     break
         return misused
 
+    def _known_shape(self, tensor):
+        """The tensor's shape; where ONNX's inference lost it, after onnxruntime's has filled what it can."""
+        if self._shapes.shape(tensor) is None:
+            self._shapes.complete_with_onnxruntime()
+        return self._shapes.shape(tensor)
+
+    def _known_rank(self, tensor):
+        shape = self._known_shape(tensor)
+        return None if shape is None else len(shape)
+
     def _boundary(self, region: Region, tensor, consumer, reason: str):
         users = region.boundaries.setdefault(tensor.name, [])
         # Identity, not ==: gs.Node.__eq__ cannot compare with None (the graph-output marker).
@@ -333,7 +343,7 @@ class RegionBuilder:
     def _visit_pool(self, region, tensor, axis, value, consumer):
         """Pools act on the spatial dims of each channel: a padded channel of one value v pools to v, unless an
         average counts zero padding (count_include_pad)."""
-        rank = self._shapes.rank(tensor)
+        rank = self._known_rank(tensor)
         counts_pads = int(consumer.attrs.get("count_include_pad", 0)) and any(consumer.attrs.get("pads", []))
         extra_outputs = any(out.outputs or out.name in self._graph_outputs for out in consumer.outputs[1:])
         if rank is None or axis != 1 - rank or counts_pads or extra_outputs:
@@ -345,7 +355,7 @@ class RegionBuilder:
         """The padded axis (negative) of the output of a data-movement op that keeps it whole, else None."""
         if any(out.outputs or out.name in self._graph_outputs for out in node.outputs[1:]):
             return None  # Dropout's mask has the padded shape too
-        rank = self._shapes.rank(tensor)
+        rank = self._known_rank(tensor)
         if node.op == "Dropout":
             training = self._constants.value(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None else False
             return axis if training is not None and not bool(np.any(training)) else None
@@ -377,8 +387,8 @@ class RegionBuilder:
         return out_position - out_rank
 
     def _visit_reshape(self, region, tensor, axis, value, consumer):
-        out_shape = self._shapes.shape(consumer.outputs[0])
-        in_rank = self._shapes.rank(tensor)
+        out_shape = self._known_shape(consumer.outputs[0])
+        in_rank = self._known_rank(tensor)
         if axis != -1 or not out_shape or out_shape[-1] != region.old or in_rank is None or len(consumer.outputs) != 1:
             self._boundary(region, tensor, consumer, "Reshape does not keep the padded axis last and whole")
             return None
@@ -518,7 +528,7 @@ class RegionBuilder:
         return self._continue(region, consumer, axis, values[0])
 
     def _visit_batchnorm(self, region, tensor, axis, consumer):
-        rank = self._shapes.rank(tensor)
+        rank = self._known_rank(tensor)
         params = [self._constants.value(t) for t in consumer.inputs[1:5]]
         if rank is None or axis != 1 - rank or consumer.inputs[0] is not tensor or len(consumer.outputs) != 1:
             self._boundary(region, tensor, consumer, "BatchNormalization not over the padded channel axis")

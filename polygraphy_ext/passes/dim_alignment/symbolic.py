@@ -122,22 +122,31 @@ class ShapeTable:
                     self._shapes[tensor.name] = tuple(int(d) for d in tensor.shape)
                 elif tensor.shape is not None:
                     self._shapes[tensor.name] = tuple(None if d in ("", -1) else d for d in tensor.shape)
+        self._graph = graph
+        self._completed = False
         try:
             model = gs.export_onnx(graph, do_type_check=False)
             inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
         except Exception:
-            # Too large to serialize (> 2 GB) or a model ONNX cannot infer: the graph's own shapes are all we know.
+            # Too large to serialize (> 2 GB) or a model ONNX cannot infer: the graph's own shapes are what we know.
             return
         self._fill_from(inferred)
-        if any(self._shapes.get(out.name) is None for _, body in subgraphs(graph) for n in body.nodes for out in n.outputs):
-            # ONNX's inference loses the rank after a Reshape whose target it cannot evaluate (TorchScript's
-            # opset-11 GPT-2); onnxruntime's symbolic inference carries symbolic dims through such chains.
-            try:
-                from polygraphy_ext.shape_inference import infer_shapes
 
-                self._fill_from(infer_shapes(model, allow_onnxruntime=True))
-            except Exception:
-                pass
+    def complete_with_onnxruntime(self) -> None:
+        """Fill the shapes ONNX's inference lost with onnxruntime's symbolic inference (once).
+
+        ONNX's inference loses the rank after a Reshape whose target it cannot evaluate (TorchScript's opset-11
+        GPT-2); onnxruntime's carries symbolic dims through such chains, but costs seconds on larger graphs
+        (DETR's Resize), so callers ask for it only when a shape they need is missing."""
+        if self._completed:
+            return
+        self._completed = True
+        try:
+            from polygraphy_ext.shape_inference import infer_shapes
+
+            self._fill_from(infer_shapes(gs.export_onnx(self._graph, do_type_check=False), allow_onnxruntime=True))
+        except Exception:
+            pass
 
     def _fill_from(self, inferred: onnx.ModelProto) -> None:
         for body in _onnx_graphs(inferred.graph):
