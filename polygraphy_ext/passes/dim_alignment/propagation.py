@@ -41,8 +41,8 @@ def is_safe(value) -> bool:
     return value is not None and bool(np.isfinite(value)) and abs(float(value)) <= SAFE_PAD_MAGNITUDE
 
 
-def _gelu(x, node):
-    if node.attrs.get("approximate", "none") == "tanh":
+def _gelu(x, approximate):
+    if approximate == "tanh":
         return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
     return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
 
@@ -53,7 +53,7 @@ UNARY: Dict[str, Callable] = {
     "Relu": lambda x, n: np.maximum(x, 0),
     "LeakyRelu": lambda x, n: np.where(x >= 0, x, n.attrs.get("alpha", 0.01) * x),
     "Elu": lambda x, n: np.where(x >= 0, x, n.attrs.get("alpha", 1.0) * (np.exp(x) - 1)),
-    "Gelu": _gelu,
+    "Gelu": lambda x, n: _gelu(x, n.attrs.get("approximate", "none")),
     "Erf": lambda x, n: _erf(x),
     "Tanh": lambda x, n: np.tanh(x),
     "Sigmoid": lambda x, n: 1 / (1 + np.exp(-x)),
@@ -321,6 +321,11 @@ class RegionBuilder:
         wop = classify(consumer, self._constants)
         if isinstance(wop, WeightedOp) and consumer.inputs[0] is tensor and tensor not in consumer.inputs[1:]:
             return self._visit_weighted(region, tensor, axis, wop)
+        if _biased_gelu_kind(consumer) and consumer.inputs[0] is tensor:
+            return self._visit_biased_gelu(region, tensor, axis, value, consumer)
+        if (consumer.domain or "") not in ("", "ai.onnx"):
+            self._boundary(region, tensor, consumer, f"{consumer.domain}.{consumer.op} is not known to act per position")
+            return None
         if consumer.op in UNARY or consumer.op in ("Cast", "Clip"):
             return self._visit_unary(region, tensor, axis, value, consumer)
         if consumer.op in BINARY:
@@ -339,6 +344,32 @@ class RegionBuilder:
             return None
         self._boundary(region, tensor, consumer, _true_size_reason(consumer))
         return None
+
+    def _visit_biased_gelu(self, region, tensor, axis, value, consumer):
+        """gelu(x + bias) as one node (fuse-gelu's BiasGelu plugin, onnxruntime's contrib Gelu/BiasGelu/FastGelu):
+        elementwise, its per-channel bias padded with zeros."""
+        bias = consumer.inputs[1] if len(consumer.inputs) > 1 and consumer.inputs[1] is not None else None
+        bias_value = self._constants.value(bias) if bias is not None and bias.name else None
+        if bias is not None and bias.name and (bias_value is None or bias_value.ndim != 1 or axis != -1):
+            self._boundary(region, tensor, consumer, f"{consumer.op} bias is not a constant over the padded axis")
+            return None
+        if bias_value is not None and bias_value.size == region.old:
+            region.padded_constants.append(PaddedConstant(consumer, 1, 0, 0.0))
+            shifted = value
+        elif bias_value is not None and bias_value.size == 1:
+            shifted = value + float(bias_value[0])
+        elif bias_value is not None:
+            self._boundary(region, tensor, consumer, f"{consumer.op} bias of size {bias_value.size} on the padded axis")
+            return None
+        else:
+            shifted = value
+        approximate = "tanh" if _biased_gelu_kind(consumer) == "tanh" else "none"
+        with np.errstate(all="ignore"):
+            result = float(_gelu(np.float64(shifted), approximate))
+        outcome = self._continue(region, consumer, axis, result)
+        if outcome is None:
+            self._boundary(region, tensor, consumer, f"{consumer.op} of the padded value is not finite or too large")
+        return outcome
 
     def _visit_pool(self, region, tensor, axis, value, consumer):
         """Pools act on the spatial dims of each channel: a padded channel of one value v pools to v, unless an
@@ -540,6 +571,23 @@ class RegionBuilder:
         for index, fill in zip(range(1, 5), (0.0, 0.0, 0.0, 1.0)):
             region.padded_constants.append(PaddedConstant(consumer, index, 0, fill))
         return self._continue(region, consumer, axis, 0.0)
+
+
+_MS_DOMAIN = "com.microsoft"
+
+
+def _biased_gelu_kind(node: gs.Node) -> Optional[str]:
+    """"erf" or "tanh" for a one-node gelu(x [+ bias]) outside the default domain, None for anything else."""
+    domain = node.domain or ""
+    if domain == _MS_DOMAIN and node.op in ("Gelu", "BiasGelu", "FastGelu"):
+        return "tanh" if node.op == "FastGelu" else "erf"
+    if node.op != "BiasGelu" or not domain:
+        return None
+    from polygraphy_ext.plugins.specs import library_spec
+
+    if not library_spec().owns(node.op, domain, str(node.attrs.get("plugin_namespace", ""))):
+        return None
+    return "tanh" if str(node.attrs.get("approximate", "none")) == "tanh" else "erf"
 
 
 def _true_size_reason(consumer: gs.Node) -> str:

@@ -548,3 +548,28 @@ def tensordot_ffn(hidden=32, ffn=45):
     h = b.op("Mul", [h, b.op("Sigmoid", [b.op("Mul", [h, b.const(np.float32(1.702))])])])
     b.output(dense(h, ffn, hidden))
     return b.model()
+
+
+def ffn_with_fused_gelu(kind, hidden=32, ffn=45):
+    """MatMul -> one-node gelu(x + bias) -> MatMul: ``kind`` "plugin" (fuse-gelu's BiasGelu plugin, tanh),
+    "BiasGelu" or "FastGelu" (onnxruntime's contrib ops, bias as the second input)."""
+    b = ModelBuilder(28)
+    x = b.input("x", ["batch", 4, hidden])
+    h = b.op("MatMul", [x, b.weight(hidden, ffn)])
+    bias = b.bias(ffn)
+    if kind == "plugin":
+        from polygraphy_ext.plugins.specs import plugin_spec
+
+        spec = plugin_spec("BiasGelu")
+        node = helper.make_node("BiasGelu", [h, bias], ["gelu"], name="bias_gelu", domain=spec.onnx_domain,
+                                **spec.onnx_attrs(approximate="tanh"))
+    else:
+        node = helper.make_node(kind, [h, bias], ["gelu"], name="contrib_gelu", domain="com.microsoft")
+    b.nodes.append(node)
+    b.output(b.op("MatMul", ["gelu", b.weight(ffn, hidden)]))
+    graph = helper.make_graph(b.nodes, "fused_gelu", b.inputs, [], b.inits)
+    domain = spec.onnx_domain if kind == "plugin" else "com.microsoft"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(domain, 1)])
+    model.ir_version = 8
+    model.graph.output.append(helper.make_tensor_value_info(b.outputs[0], TensorProto.FLOAT, ["batch", 4, hidden]))
+    return model

@@ -247,3 +247,27 @@ def test_tf_tensordot_width_behind_an_int32_cast_is_rewritten():
     literals = [n.inputs[-1].values for n in gs.import_onnx(aligned).nodes if n.op == "Concat"]
     assert sorted(v.tolist() for v in literals) == [[32], [48]] and all(v.dtype == np.int32 for v in literals)
     assert_exact(model, aligned, dim_values=BATCH_SEQ)
+
+
+@pytest.mark.parametrize("kind", ["plugin", "BiasGelu", "FastGelu"])
+def test_fused_bias_gelu_is_padded_through_with_its_bias(kind):
+    """fuse-gelu then align-dims: a one-node gelu(x + bias) keeps the FFN padding at zero cost."""
+    model = graphs.ffn_with_fused_gelu(kind)
+    loader = AlignDims(model, max_overhead=10)
+    aligned = loader()
+    [dim] = loader.report.aligned
+    assert (dim.old_size, dim.new_size, dim.boundary) == (45, 48, "none") and dim.absorbed_by
+    gelu = next(n for n in gs.import_onnx(aligned).nodes if "Gelu" in n.op)
+    assert tuple(gelu.inputs[1].shape) == (48,) and not gelu.inputs[1].values[45:].any()
+    if kind != "plugin":  # onnxruntime runs its own contrib ops; the plugin needs TensorRT or its CPU reference
+        assert_exact(model, aligned, dim_values={"batch": 2})
+
+
+def test_unknown_custom_op_is_a_boundary():
+    model = graphs.ffn_with_fused_gelu("BiasGelu")
+    model.graph.node[1].domain = "com.example"
+    model.opset_import[1].domain = "com.example"
+    loader = AlignDims(model, max_overhead=100)
+    loader()
+    [dim] = [d for d in loader.report.aligned if d.side == "output"]
+    assert dim.boundary == "slice" and any("com.example.BiasGelu is not known" in r for r in dim.slice_reasons)
