@@ -79,3 +79,18 @@ def test_the_corpus_has_inner_odd_widths_of_every_ffn_kind():
     """The parametrized test above is only as good as the corpus: it must hold plain, Conv1D-Gemm and gated FFNs."""
     kinds = {entry.model for entry in ENTRIES if inner_widths(entry)}
     assert {"bert", "gpt2", "llama", "vit", "detr"} <= kinds
+
+
+# One export of each model whose FFNs are padded, with the exporter forms the padding flows through.
+BUILT = [e for e in ENTRIES if e.name in ("bert_ts11", "gpt2_ts14", "gpt2_past_dynamo18", "llama_fp16_ts14",
+                                          "detr_dynamo18", "keras_bert_tf2onnx13", "vit_ts16")]
+
+
+@pytest.mark.trt
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", BUILT, ids=corpus.ids(BUILT))
+def test_aligned_export_builds_for_sm89(build_engine, entry):
+    loader = AlignDims(onnx.load(str(entry.path)))
+    aligned = loader()
+    assert any(d.boundary == "none" for d in loader.report.aligned)
+    assert len(build_engine(aligned.SerializeToString())) > 0
