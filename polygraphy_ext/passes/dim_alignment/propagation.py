@@ -109,11 +109,13 @@ class ReshapeFix:
 PADDED = "<padded width>"
 _PADDED_DIM = DimExpr(1, (PADDED,))
 # Ops through which a Shape value flows as shape arithmetic (what ShapeEvaluator evaluates).
-# Data-movement ops that keep the padded axis whole when they do not act on it (checked in _layout_axis).
+_SHAPE_ARITHMETIC = {
+    "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Cast", "Identity", "Mul", "Div", "Add", "Sub"
+}
 _POOLS = ("GlobalAveragePool", "GlobalMaxPool", "MaxPool", "AveragePool")
+# Data-movement ops that keep the padded axis whole when they do not act on it (checked in _layout_axis).
 _LAYOUT_OPS = ("Transpose", "Flatten", "Squeeze", "Unsqueeze", "Dropout")
 _MAX_PARTNER_DEPTH = 8  # ops between a partner GEMM and the op where it meets the region (SiLU is 2)
-_SHAPE_ARITHMETIC = {"Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Cast", "Identity", "Mul", "Div", "Add", "Sub"}
 
 
 class _RegionShapes(ShapeEvaluator):
@@ -324,7 +326,8 @@ class RegionBuilder:
         if _biased_gelu_kind(consumer) and consumer.inputs[0] is tensor:
             return self._visit_biased_gelu(region, tensor, axis, value, consumer)
         if (consumer.domain or "") not in ("", "ai.onnx"):
-            self._boundary(region, tensor, consumer, f"{consumer.domain}.{consumer.op} is not known to act per position")
+            why = f"{consumer.domain}.{consumer.op} is not known to act per position"
+            self._boundary(region, tensor, consumer, why)
             return None
         if consumer.op in UNARY or consumer.op in ("Cast", "Clip"):
             return self._visit_unary(region, tensor, axis, value, consumer)
@@ -388,7 +391,8 @@ class RegionBuilder:
             return None  # Dropout's mask has the padded shape too
         rank = self._known_rank(tensor)
         if node.op == "Dropout":
-            training = self._constants.value(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None else False
+            flag = node.inputs[2] if len(node.inputs) > 2 else None
+            training = self._constants.value(flag) if flag is not None and flag.name else False
             return axis if training is not None and not bool(np.any(training)) else None
         if rank is None or rank < -axis:
             return None
@@ -405,8 +409,9 @@ class RegionBuilder:
             axes = self._constants.value(node.inputs[1])
         if axes is None:
             return axis if node.op == "Squeeze" else None  # squeezes only 1-dims; the padded dim is wider
-        out_rank = rank + (len(np.asarray(axes).reshape(-1)) if node.op == "Unsqueeze" else -len(np.asarray(axes).reshape(-1)))
-        axes = {int(a) % (out_rank if node.op == "Unsqueeze" else rank) for a in np.asarray(axes).reshape(-1)}
+        axes = [int(a) for a in np.asarray(axes).reshape(-1)]
+        out_rank = rank + len(axes) if node.op == "Unsqueeze" else rank - len(axes)
+        axes = {a % (out_rank if node.op == "Unsqueeze" else rank) for a in axes}
         if node.op == "Squeeze":
             if position in axes:
                 return None

@@ -99,16 +99,16 @@ class AlignReport:
             via = f", {dim.boundary}" if dim.boundary != "none" else ", no new node"
             partners = f" (with {', '.join(dim.padded_with)})" if dim.padded_with else ""
             lines.append(
-                f"  {_where(dim)}padded {dim.op} {dim.producer}{partners} {dim.side} {dim.old_size} -> {dim.new_size}{via} "
+                f"  {_where(dim)}padded {dim.op} {dim.producer}{partners} {dim.side} "
+                f"{dim.old_size} -> {dim.new_size}{via} "
                 f"(overhead {dim.overhead_pct:.3g}%)"
             )
             shared = sorted({change.sharing for change in dim.changes if change.sharing})
             lines.extend(f"    {note}" for note in shared)
             lines.extend(f"    slice: {reason}" for reason in dim.slice_reasons)
         for dim in self.concrete_dims:
-            lines.append(
-                f"  {_where(dim)}constant target for {dim.op} {dim.node}: [{', '.join(dim.old_target)}] -> {dim.new_target}"
-            )
+            old = ", ".join(dim.old_target)
+            lines.append(f"  {_where(dim)}constant target for {dim.op} {dim.node}: [{old}] -> {dim.new_target}")
         for item in self.left_alone:
             lines.append(f"  {_where(item)}left alone: {item.op} {item.node}: {item.reason}")
         return "\n".join(lines)

@@ -237,7 +237,8 @@ class GraphEditor:
     def _apply_weight_plans(self):
         for plan in self._weight_plans.values():
             wop = plan.wop
-            pads = [(axis, amount, 0.0) for axis, amount in ((wop.weight_in_axis, plan.in_pad), (wop.weight_out_axis, plan.out_pad)) if amount]
+            sides = ((wop.weight_in_axis, plan.in_pad), (wop.weight_out_axis, plan.out_pad))
+            pads = [(axis, amount, 0.0) for axis, amount in sides if amount]
             if pads:
                 self._pad_constant_input(wop.node, 1, pads, "weight", plan.changes)
             if plan.out_pad and wop.bias is not None:
