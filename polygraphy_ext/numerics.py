@@ -128,9 +128,24 @@ def generate_inputs(
         elif dtype == np.bool_:
             feeds[value_info.name] = rng.integers(0, 2, size=shape).astype(dtype)
         else:
-            # Small non-negative integers: valid as indices into small tables and as shape values.
-            feeds[value_info.name] = rng.integers(0, 4, size=shape).astype(dtype)
+            # Small non-negative integers: valid as indices into small tables and as shape values, and below
+            # the row count of every table the input indexes (BERT's token_type_ids: 2 rows, RoBERTa's: 1).
+            high = min([4] + _gathered_rows(model, value_info.name))
+            feeds[value_info.name] = rng.integers(0, high, size=shape).astype(dtype)
     return feeds
+
+
+def _gathered_rows(model, name: str) -> List[int]:
+    """Row counts of the initializer tables that ``Gather`` nodes index with graph input ``name``."""
+    dims = {init.name: list(init.dims) for init in model.graph.initializer}
+    rows = []
+    for node in model.graph.node:
+        if node.op_type == "Gather" and len(node.input) > 1 and node.input[1] == name and node.input[0] in dims:
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+            table = dims[node.input[0]]
+            if table and -len(table) <= axis < len(table):
+                rows.append(max(1, int(table[axis])))
+    return rows
 
 
 def _session(model, custom_op_library=None):
