@@ -1,8 +1,10 @@
 #!/bin/bash
 # One device session: build the library for Hopper, run the GPU test sweep, the benchmark, compute-sanitizer
 # (memcheck, racecheck) on a subset, and optionally Nsight Compute on a few benchmark cases. Writes at most 8 files.
-# Usage (repo root): OUT=/some/dir [PROFILE="LayerNorm:fp16:1024 ..."] trt_plugins/tools/gpu_check.sh [--compile]
-# SRC (default trt_plugins) and BUILD select another source tree and build folder, e.g. to compare a variant.
+# Usage (repo root): OUT=/some/dir [PROFILE="LayerNorm:fp16:1024 ..."] trt_plugins/tools/gpu_check.sh [bench options]
+# SRC (default trt_plugins) and BUILD select another source tree and build folder. BASELINE_SRC (another
+# trt_plugins tree, e.g. the previous commit's) is built too and benchmarked side by side as contender "baseline".
+# SKIP_TESTS, SKIP_BENCH, SKIP_SANITIZER skip a step; *_TIMEOUT bound each.
 set -u
 OUT=${OUT:-/tmp/pgx-out}
 mkdir -p "$OUT"
@@ -12,16 +14,27 @@ export PYTHONUNBUFFERED=1
 cmake -S "$SRC" -B $BUILD -G Ninja -DPOLYGRAPHY_EXT_CUDA_ARCHITECTURES=${ARCHS:-90-real} >"$OUT/build.log" 2>&1 \
   && cmake --build $BUILD >>"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 LIB=$BUILD/libpolygraphy_ext_plugins.so
+BASELINE_ARGS=()
+if [ -n "${BASELINE_SRC:-}" ]; then
+  cmake -S "$BASELINE_SRC" -B /tmp/pgx-baseline-build -G Ninja -DPOLYGRAPHY_EXT_CUDA_ARCHITECTURES=${ARCHS:-90-real} \
+    >>"$OUT/build.log" 2>&1 && cmake --build /tmp/pgx-baseline-build >>"$OUT/build.log" 2>&1 \
+    || { tail -40 "$OUT/build.log"; exit 1; }
+  BASELINE_ARGS=(--baseline baseline=/tmp/pgx-baseline-build/libpolygraphy_ext_plugins.so)
+fi
 # Registers, shared memory and spills of every kernel as built (what occupancy follows from).
 cuobjdump -res-usage $LIB >>"$OUT/build.log" 2>&1
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$OUT/build.log"
 if [ -z "${SKIP_TESTS:-}" ]; then
   POLYGRAPHY_EXT_PLUGIN_LIBRARY=$LIB timeout ${TEST_TIMEOUT:-200} python3 -m pytest -q -p no:cacheprovider tests/plugins/test_plugin_gpu.py \
     --maxfail=20 --timeout 120 >"$OUT/pytest.log" 2>&1
   tail -25 "$OUT/pytest.log"
 fi
 if [ -z "${SKIP_BENCH:-}" ]; then
-  timeout ${BENCH_TIMEOUT:-200} python3 bench/plugins.py --library $LIB --out "$OUT" "$@" 2>&1 | tail -60
+  timeout ${BENCH_TIMEOUT:-300} python3 bench/plugins.py --library $LIB --out "$OUT" "${BASELINE_ARGS[@]}" "$@" \
+    >"$OUT/bench.log" 2>&1
+  echo "bench rc=$?"
+  grep -E "^\| (LayerNorm|SkipLayerNorm|RMSNorm|BiasGelu) \| (fp32|fp16|bf16) \| [0-9]" "$OUT/bench.log" | grep -v " | [0-9]* | " | head -20
+  grep -E "WARNING|Error|error|behind" "$OUT/bench.log" | head -20
 fi
 if [ -z "${SKIP_SANITIZER:-}" ]; then
   for tool in memcheck racecheck; do
