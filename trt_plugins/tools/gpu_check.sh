@@ -1,6 +1,6 @@
 #!/bin/bash
-# One device session: build the library for Hopper, run the GPU test sweep, the benchmark, compute-sanitizer
-# (memcheck, racecheck) on a subset, and optionally Nsight Compute on a few benchmark cases. Writes at most 8 files.
+# One device session: build the library for Hopper, run the GPU test sweep, compute-sanitizer (memcheck,
+# racecheck) on a subset, the benchmark, and optionally Nsight Compute on a few benchmark cases. Writes at most 8 files.
 # Usage (repo root): OUT=/some/dir [PROFILE="LayerNorm:fp16:1024 ..."] trt_plugins/tools/gpu_check.sh [bench options]
 # SRC (default trt_plugins) and BUILD select another source tree and build folder. BASELINE_SRC (another
 # trt_plugins tree, e.g. the previous commit's) is built too and benchmarked side by side as contender "baseline".
@@ -29,13 +29,6 @@ if [ -z "${SKIP_TESTS:-}" ]; then
     --maxfail=20 --timeout 120 >"$OUT/pytest.log" 2>&1
   tail -25 "$OUT/pytest.log"
 fi
-if [ -z "${SKIP_BENCH:-}" ]; then
-  timeout ${BENCH_TIMEOUT:-300} python3 bench/plugins.py --library $LIB --out "$OUT" "${BASELINE_ARGS[@]}" "$@" \
-    >"$OUT/bench.log" 2>&1
-  echo "bench rc=$?"
-  grep -E "^\| (LayerNorm|SkipLayerNorm|RMSNorm|BiasGelu) \| (fp32|fp16|bf16) \| [0-9]" "$OUT/bench.log" | grep -v " | [0-9]* | " | head -20
-  grep -E "WARNING|Error|error|behind" "$OUT/bench.log" | head -20
-fi
 if [ -z "${SKIP_SANITIZER:-}" ]; then
   for tool in memcheck racecheck; do
     echo "== compute-sanitizer --tool $tool" >>"$OUT/sanitizer.log"
@@ -43,6 +36,13 @@ if [ -z "${SKIP_SANITIZER:-}" ]; then
       >>"$OUT/sanitizer.log" 2>&1
     echo "compute-sanitizer $tool rc=$?: $(tail -2 "$OUT/sanitizer.log" | tr '\n' ' ')"
   done
+fi
+if [ -z "${SKIP_BENCH:-}" ]; then
+  timeout ${BENCH_TIMEOUT:-300} python3 bench/plugins.py --library $LIB --out "$OUT" "${BASELINE_ARGS[@]}" "$@" \
+    >"$OUT/bench.log" 2>&1
+  echo "bench rc=$?"
+  grep -E "^\| (LayerNorm|SkipLayerNorm|RMSNorm|BiasGelu) \| (fp32|fp16|bf16) \| [0-9]" "$OUT/bench.log" | grep -v " | [0-9]* | " | head -20
+  grep -E "WARNING|Error|error|behind" "$OUT/bench.log" | head -20
 fi
 if [ -n "${PROFILE:-}" ]; then
   # --clock-control none: profile at the clocks the card runs at, without touching its settings.
