@@ -2,8 +2,8 @@
 # One device session: build the library for Hopper, run the GPU test sweep, compute-sanitizer (memcheck,
 # racecheck) on a subset, the benchmark, and optionally Nsight Compute on a few benchmark cases. Writes at most 8 files.
 # Usage (repo root): OUT=/some/dir [PROFILE="LayerNorm:fp16:1024 ..."] trt_plugins/tools/gpu_check.sh [bench options]
-# SRC (default trt_plugins) and BUILD select another source tree and build folder. BASELINE_SRC (another
-# trt_plugins tree, e.g. the previous commit's) is built too and benchmarked side by side as contender "baseline".
+# SRC (default trt_plugins) and BUILD select another source tree and build folder. BASELINES="NAME=TREE ..." (other
+# trt_plugins trees, e.g. the previous commit's or a variant) are built too and benchmarked side by side as contenders.
 # SKIP_TESTS, SKIP_BENCH, SKIP_SANITIZER skip a step; *_TIMEOUT bound each.
 set -u
 OUT=${OUT:-/tmp/pgx-out}
@@ -15,12 +15,13 @@ cmake -S "$SRC" -B $BUILD -G Ninja -DPOLYGRAPHY_EXT_CUDA_ARCHITECTURES=${ARCHS:-
   && cmake --build $BUILD >>"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 LIB=$BUILD/libpolygraphy_ext_plugins.so
 BASELINE_ARGS=()
-if [ -n "${BASELINE_SRC:-}" ]; then
-  cmake -S "$BASELINE_SRC" -B /tmp/pgx-baseline-build -G Ninja -DPOLYGRAPHY_EXT_CUDA_ARCHITECTURES=${ARCHS:-90-real} \
-    >>"$OUT/build.log" 2>&1 && cmake --build /tmp/pgx-baseline-build >>"$OUT/build.log" 2>&1 \
+for spec in ${BASELINES:-}; do
+  name=${spec%%=*}
+  cmake -S "${spec#*=}" -B /tmp/pgx-build-$name -G Ninja -DPOLYGRAPHY_EXT_CUDA_ARCHITECTURES=${ARCHS:-90-real} \
+    >>"$OUT/build.log" 2>&1 && cmake --build /tmp/pgx-build-$name >>"$OUT/build.log" 2>&1 \
     || { tail -40 "$OUT/build.log"; exit 1; }
-  BASELINE_ARGS=(--baseline baseline=/tmp/pgx-baseline-build/libpolygraphy_ext_plugins.so)
-fi
+  BASELINE_ARGS+=(--baseline $name=/tmp/pgx-build-$name/libpolygraphy_ext_plugins.so)
+done
 # Registers, shared memory and spills of every kernel as built (what occupancy follows from).
 cuobjdump -res-usage $LIB >>"$OUT/build.log" 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$OUT/build.log"
@@ -38,7 +39,7 @@ if [ -z "${SKIP_SANITIZER:-}" ]; then
   done
 fi
 if [ -z "${SKIP_BENCH:-}" ]; then
-  timeout ${BENCH_TIMEOUT:-300} python3 bench/plugins.py --library $LIB --out "$OUT" "${BASELINE_ARGS[@]}" "$@" \
+  timeout ${BENCH_TIMEOUT:-300} python3 bench/plugins.py --library $LIB --out "$OUT" ${BASELINE_ARGS[@]+"${BASELINE_ARGS[@]}"} "$@" \
     >"$OUT/bench.log" 2>&1
   echo "bench rc=$?"
   grep -E "^\| (LayerNorm|SkipLayerNorm|RMSNorm|BiasGelu) \| (fp32|fp16|bf16) \| [0-9]" "$OUT/bench.log" | grep -v " | [0-9]* | " | head -20
