@@ -139,7 +139,8 @@ def bench_case(harnesses, case, args):
     args.allocations fresh allocations x args.repeats interleaved rounds; "copy" is a device-to-device copy moving the
     case's minimum bytes (half read, half written)."""
     nbytes = min_bytes(case)
-    compiled = CompiledPerShape(case) if args.compile else None
+    use_compile = args.compile and (not args.compile_hidden or case.hidden in args.compile_hidden)
+    compiled = CompiledPerShape(case) if use_compile else None
     liger = liger_op(case)
     samples = {}
     mismatches = set()
@@ -190,7 +191,7 @@ def large_case(plugin, dname, hidden):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--library", required=True, help="libpolygraphy_ext_plugins.so to benchmark")
-    parser.add_argument("--baseline", nargs="*", default=[], metavar="NAME=LIBRARY",
+    parser.add_argument("--baseline", nargs="+", action="extend", default=[], metavar="NAME=LIBRARY",
                         help="other builds of the library, timed as further contenders")
     parser.add_argument("--out", default=str(REPO / "bench" / "results_gpu"), help="output folder")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds per allocation")
@@ -199,6 +200,8 @@ def main():
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), help="dtypes to benchmark")
     parser.add_argument("--hidden", nargs="+", type=int, default=list(HIDDEN), help="hidden sizes")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile, compiled for each shape")
+    parser.add_argument("--compile-hidden", nargs="+", type=int,
+                        help="with --compile, only these hidden sizes (each shape's compile takes seconds)")
     parser.add_argument("--no-small", action="store_true", help="skip the launch-bound shapes")
     parser.add_argument("--profile", nargs="+", metavar="PLUGIN:DTYPE:H",
                         help="only run each of these cases once (the benchmark's working set) and exit: for a profiler")

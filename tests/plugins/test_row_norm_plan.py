@@ -106,7 +106,7 @@ MANY = 1 << 20
                                            (8192, "packed"), (16384, "packed"), (32768, "packed")])
 def test_16_bit_rows_of_x_alone_take_the_measured_variants_on_sm_90(planner, cols, variant):
     plan = planner.plan(MANY, cols, 2)
-    assert plan["variant"] == variant and plan["persistent"]
+    assert plan["variant"] == variant and plan["persistent"] == (cols != 2048)
 
 
 def test_launches_too_small_to_fill_the_gpu_keep_rows_held_as_fp32(planner):
@@ -145,6 +145,11 @@ def test_16_bit_rows_with_skip_are_staged_only_when_alone_on_the_sm_and_the_shar
 
 
 def test_block_per_row_group_grids_where_they_were_measured_faster(planner):
+    # 16-bit rows held packed: RMSNorm H=2048..8192, LayerNorm H=2048 only (measured per H on an H200).
+    for cols, rms, persistent in ((2048, False, False), (4096, False, True), (2048, True, False), (8192, True, False),
+                                  (16384, True, True), (5120, True, True), (1024, True, True)):
+        plan = planner.plan(MANY, cols, 2, rms=rms)
+        assert plan["persistent"] == persistent, (cols, rms, plan)
     # Vectorized fp32 rows up to H=5120, and 16-bit rows with skip that fill a lane group, run one block per row group.
     for cols in (256, 1024, 5120):
         assert not planner.plan(MANY, cols, 4)["persistent"]

@@ -31,11 +31,11 @@ STAGED = {"staged", "staged-fewer"}
 ON_CHIP_STATIC_SHARED = 448
 STREAMING_STATIC_SHARED = 128
 ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
-OPERANDS = {  # op -> (skip, bias)
-    "LayerNorm": (False, False),
-    "RMSNorm": (False, False),
-    "SkipLayerNorm": (True, True),
-    "SkipLayerNorm-nobias": (True, False),
+OPERANDS = {  # op -> (skip, bias, rms)
+    "LayerNorm": (False, False, False),
+    "RMSNorm": (False, False, True),
+    "SkipLayerNorm": (True, True, False),
+    "SkipLayerNorm-nobias": (True, False, False),
 }
 
 # Published per-architecture limits (CUDA C++ Programming Guide, "Compute Capabilities"), with the multiprocessor
@@ -81,6 +81,7 @@ class RowNormProblem(ctypes.Structure):
         ("vectorizable", ctypes.c_bool),
         ("skip", ctypes.c_bool),
         ("bias", ctypes.c_bool),
+        ("rms", ctypes.c_bool),
     ]
 
 
@@ -143,13 +144,13 @@ class Planner:
         return self._lib.pgx_row_norm_variant_name(index).decode()
 
     def plan(self, rows, cols, element_bytes, skip=False, bias=False, vectorizable=True, limits=None, arch="sm_90",
-             registers=None) -> dict:
+             registers=None, rms=False) -> dict:
         """The plan as a dict (variant by name). `vectorizable`: every pointer 16-byte aligned; it is cleared here
         when cols * element_bytes is not a multiple of 16, as the launcher does."""
         if limits is None:
             limits = device_limits(arch, element_bytes, skip, registers)
         problem = RowNormProblem(rows, cols, element_bytes, bool(vectorizable and cols * element_bytes % 16 == 0),
-                                 skip, bias)
+                                 skip, bias, rms)
         plan = RowNormPlan()
         self._lib.pgx_plan_row_norm(ctypes.byref(problem), ctypes.byref(limits), ctypes.byref(plan))
         result = {name: getattr(plan, name) for name, _ in RowNormPlan._fields_}
@@ -166,11 +167,12 @@ def table(planner, archs, ops, dtypes, hidden, rows_list, registers=None):
              "persistent | shared | rule |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for arch in archs:
         for op in ops:
-            skip, bias = OPERANDS[op]
+            skip, bias, rms = OPERANDS[op]
             for dtype in dtypes:
                 for h in hidden:
                     for rows in rows_list:
-                        p = planner.plan(rows, h, ELEMENT_BYTES[dtype], skip, bias, arch=arch, registers=registers)
+                        p = planner.plan(rows, h, ELEMENT_BYTES[dtype], skip, bias, arch=arch, registers=registers,
+                                         rms=rms)
                         lines.append(
                             f"| {arch} | {op} | {dtype} | {h} | {rows} | {p['variant']} | {p['vec']} x {p['items']} | "
                             f"{p['threads']} | {p['lanesPerRow']} | {p['blocksPerMultiprocessor']} | {p['grid']} | "
@@ -181,8 +183,7 @@ def table(planner, archs, ops, dtypes, hidden, rows_list, registers=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES))
-    parser.add_argument("--op", nargs="+", default=["LayerNorm", "SkipLayerNorm"], choices=list(OPERANDS),
-                        help="RMSNorm plans as LayerNorm (same operands)")
+    parser.add_argument("--op", nargs="+", default=["LayerNorm", "RMSNorm", "SkipLayerNorm"], choices=list(OPERANDS))
     parser.add_argument("--dtype", nargs="+", default=list(ELEMENT_BYTES), choices=list(ELEMENT_BYTES))
     parser.add_argument("--hidden", nargs="+", type=int, default=list(HIDDEN))
     parser.add_argument("--rows", nargs="+", type=int, default=[64, 1 << 16])

@@ -41,6 +41,9 @@ def cases():
         yield Case("SkipLayerNorm", 300, hidden, torch.float16, bias=False, output_sum=False)
     yield Case("SkipLayerNorm", 300, 12288, torch.bfloat16, bias=True, output_sum=True)
     yield Case("SkipLayerNorm", 37, 768, torch.float32, bias=False, output_sum=True)
+    # RMSNorm rows held packed on one block per row group (not persistent): 8 vectors per thread, 32 and 64 lanes
+    yield Case("RMSNorm", 2000, 2048, torch.float16)
+    yield Case("RMSNorm", 2000, 4096, torch.bfloat16)
 
 
 def main():

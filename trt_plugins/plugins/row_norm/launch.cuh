@@ -186,7 +186,7 @@ cudaError_t launchPlanned(KernelArgs const& k, bool vectorized, cudaStream_t str
         return status;
     }
     RowNormProblem const problem{
-        k.a.rows, k.a.cols, static_cast<int32_t>(sizeof(T)), vectorized, Ops::kSkip, Ops::kBias};
+        k.a.rows, k.a.cols, static_cast<int32_t>(sizeof(T)), vectorized, Ops::kSkip, Ops::kBias, k.a.rms};
     RowNormPlan const plan = planRowNorm(problem, *limits);
     RowKernel const kernel = kernelOf<T, P, Ops>(plan.variant, plan.vec);
     if (kernel == nullptr || plan.grid <= 0)

@@ -58,6 +58,7 @@ struct RowNormProblem
     bool vectorizable;    // every pointer 16-byte aligned and cols * elementBytes a multiple of 16
     bool skip;
     bool bias;
+    bool rms; // RMSNorm: no mean, fewer instructions per value than LayerNorm
 };
 
 struct RowNormPlan
