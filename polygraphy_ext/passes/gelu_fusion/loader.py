@@ -4,6 +4,7 @@
     from polygraphy_ext.passes.gelu_fusion.loader import FuseGelu
     fused = FuseGelu(OnnxFromPath("model.onnx"), target="plugin", infer_shapes=True)
     model = fused()          # onnx.ModelProto; fused.report is the GeluReport of the last call
+    model = fuse_gelu(onnx_model, target="plugin")   # the functional form
 """
 
 import gc
@@ -12,7 +13,8 @@ from polygraphy import mod, util
 from polygraphy.backend.base import BaseLoader
 from polygraphy.logger import G_LOGGER
 
-from polygraphy_ext.passes.gelu_fusion.fuse import GeluFusionError, fuse_gelu
+# Imported as a module: the funcified loader below is named fuse_gelu too (Polygraphy's convention).
+from polygraphy_ext.passes.gelu_fusion import fuse as gelu_pass
 from polygraphy_ext.shape_inference import infer_shapes
 
 gs = mod.lazy_import("onnx_graphsurgeon")
@@ -74,14 +76,14 @@ class FuseGelu(BaseLoader):
     def _fuse(self, model):
         graph = gs.import_onnx(model)
         try:
-            report = fuse_gelu(
+            report = gelu_pass.fuse_gelu(
                 graph,
                 target=self.target,
                 bias=self.bias,
                 raise_opset=self.raise_opset,
                 external_data_dir=self.external_data_dir,
             )
-        except GeluFusionError as err:
+        except gelu_pass.GeluFusionError as err:
             G_LOGGER.critical(str(err))
         del self._reports[:]
         self._reports.append(report)

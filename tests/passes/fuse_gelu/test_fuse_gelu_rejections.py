@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 import pytest
-from gelu_chains import SQRT2, Chain, K, build, erf_torchscript, quick_gelu, tanh_gelu_new
+from gelu_chains import SQRT2, Chain, K, build, erf_torchscript, quick_gelu
 from gelu_checks import assert_equivalent, assert_unchanged, op_types, run_pass
 
 from polygraphy_ext.passes.gelu_fusion import GeluFusionError, fuse_gelu
