@@ -14,8 +14,6 @@ from polygraphy_ext.passes.gelu_fusion.bias import FoldedBias
 from polygraphy_ext.passes.gelu_fusion.patterns import GeluMatch
 from polygraphy_ext.passes.naming import UniqueNames
 
-GELU_OPSET = 20
-
 
 @dataclass
 class Plan:

@@ -7,7 +7,7 @@ import onnx_graphsurgeon as gs
 
 from polygraphy_ext.passes.gelu_fusion import opset
 from polygraphy_ext.passes.gelu_fusion.bias import FoldedBias, bias_over_last_axis, fold_add, widened_source
-from polygraphy_ext.passes.gelu_fusion.emit import EMITTERS, GELU_OPSET, Plan
+from polygraphy_ext.passes.gelu_fusion.emit import EMITTERS, Plan
 from polygraphy_ext.passes.gelu_fusion.patterns import (
     GeluMatch,
     anchor_kind,
@@ -58,20 +58,20 @@ def fuse_gelu(
     for body in [graph, *graph.subgraphs(recursive=True)]:
         accepted.extend(_match_graph(body, report, target, bias, external_data_dir))
 
-    if accepted and target == "native" and before < GELU_OPSET:
+    if accepted and target == "native" and before < opset.GELU_OPSET:
         if not raise_opset:
             for _, candidate, _ in accepted:
-                candidate.reason = f"needs opset {GELU_OPSET} (the model has {before}) and opset raising is off"
+                candidate.reason = f"needs opset {opset.GELU_OPSET} (the model has {before}) and opset raising is off"
             return report
         leaving: Dict[int, gs.Node] = {}
         for _, _, plan in accepted:
             leaving.update(plan.match.nodes)
-        leaving = _with_dead_feeders(graph, leaving, [plan.input for _, _, plan in accepted])
         try:
-            opset.raise_opset_to(graph, GELU_OPSET, leaving)
+            upgrade = opset.plan_raise(graph, leaving, [plan.input for _, _, plan in accepted])
         except opset.OpsetError as err:
             raise GeluFusionError(str(err)) from None
-        report.opset_after = GELU_OPSET
+        report.opset_upgrade = upgrade.apply().to_dict()
+        report.opset_after = opset.GELU_OPSET
     if not accepted:
         return report
 
@@ -89,28 +89,6 @@ def fuse_gelu(
         candidate.fused_op = node.op if not node.domain else f"{node.domain}.{node.op}"
     graph.cleanup().toposort()
     return report
-
-
-def _with_dead_feeders(graph: gs.Graph, replaced: Dict[int, gs.Node], fused_inputs) -> Dict[int, gs.Node]:
-    """``replaced`` plus the nodes that only fed it (constant subexpressions, Casts): cleanup drops them too,
-    so they do not count against an opset raise. What produces a fused node's input stays, of course."""
-    kept_outputs = {id(t) for body in [graph, *graph.subgraphs(recursive=True)] for t in body.outputs}
-    kept_outputs.update(id(t) for t in fused_inputs)
-    dead = dict(replaced)
-    frontier = list(replaced.values())
-    while frontier:
-        node = frontier.pop()
-        for tensor in node.inputs:
-            producer = tensor.inputs[0] if len(tensor.inputs) else None
-            if producer is None or id(producer) in dead:
-                continue
-            if all(
-                id(out) not in kept_outputs and out.outputs and all(id(c) in dead for c in out.outputs)
-                for out in producer.outputs
-            ):
-                dead[id(producer)] = producer
-                frontier.append(producer)
-    return dead
 
 
 def _all_names(graph: gs.Graph) -> List[str]:

@@ -1,19 +1,16 @@
-"""The one place fuse-gelu decides the default-domain opset: ONNX Gelu needs opset 20.
+"""The one place fuse-gelu changes the default-domain opset: ONNX Gelu needs opset 20.
 
-Until the shared exact opset upgrade lands, this uses fuse-ln's safety check: the raise happens only when
-no node that stays changes meaning between the two versions, else the run stops with the blocking nodes.
+Every node that stays is carried to opset 20 exactly by the shared upgrade (``passes.opset_upgrade``), or
+the run stops with one line naming what has no exact form there; the graph is then unchanged.
 """
 
-from typing import Dict
+from typing import Dict, Iterable
 
 import onnx_graphsurgeon as gs
 
-from polygraphy_ext.passes.layernorm_fusion.opset import (
-    default_opset,
-    describe_blockers,
-    raise_blockers,
-    set_default_opset,
-)
+from polygraphy_ext.passes.opset_upgrade import UpgradePlan, default_opset, plan_default_opset_upgrade
+
+GELU_OPSET = 20
 
 
 class OpsetError(ValueError):
@@ -24,17 +21,38 @@ def current_opset(graph: gs.Graph) -> int:
     return default_opset(graph)
 
 
-def raise_opset_to(graph: gs.Graph, needed: int, leaving: Dict[int, gs.Node]) -> None:
-    """Raise ``graph``'s default-domain opset to ``needed``; every node not in ``leaving`` must keep its meaning.
+def plan_raise(graph: gs.Graph, leaving: Dict[int, gs.Node], fused_inputs: Iterable) -> UpgradePlan:
+    """The upgrade to opset 20 of everything but the replaced chains; OpsetError (graph unchanged) if refused.
 
-    Raises OpsetError (one line naming the blocking nodes) and leaves the graph untouched when that is unsafe.
+    Nodes that only fed the replaced chains (constant subexpressions, Casts) go with them and are not planned.
     """
-    current = default_opset(graph)
-    blockers = raise_blockers(graph, current, needed, leaving)
-    if blockers:
+    plan = plan_default_opset_upgrade(graph, GELU_OPSET, leaving=_with_dead_feeders(graph, leaving, fused_inputs))
+    if not plan.ok:
         raise OpsetError(
-            f"native Gelu needs opset {needed} but raising the model's opset {current} is unsafe for "
-            f"{len(blockers)} node(s): {describe_blockers(blockers)}. Use --target plugin, or --no-raise-opset "
-            f"to leave the model as it is"
+            f"native Gelu needs opset {GELU_OPSET} but {len(plan.refusals)} node(s) of opset {current_opset(graph)} "
+            f"have no exact form there: {plan.describe_refusals()}. Use --target plugin, or --no-raise-opset to "
+            "leave the model as it is"
         )
-    set_default_opset(graph, needed)
+    return plan
+
+
+def _with_dead_feeders(graph: gs.Graph, replaced: Dict[int, gs.Node], fused_inputs) -> Dict[int, gs.Node]:
+    """``replaced`` plus the nodes whose every output only feeds it (cleanup drops them too); what produces
+    a fused node's input stays, of course."""
+    kept = {id(t) for body in [graph, *graph.subgraphs(recursive=True)] for t in body.outputs}
+    kept.update(id(t) for t in fused_inputs)
+    dead = dict(replaced)
+    frontier = list(replaced.values())
+    while frontier:
+        node = frontier.pop()
+        for tensor in node.inputs:
+            producer = tensor.inputs[0] if len(tensor.inputs) else None
+            if producer is None or id(producer) in dead:
+                continue
+            if all(
+                id(out) not in kept and out.outputs and all(id(c) in dead for c in out.outputs)
+                for out in producer.outputs
+            ):
+                dead[id(producer)] = producer
+                frontier.append(producer)
+    return dead

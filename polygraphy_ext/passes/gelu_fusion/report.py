@@ -27,6 +27,7 @@ class GeluReport:
     candidates: List[GeluCandidate] = field(default_factory=list)
     opset_before: Optional[int] = None
     opset_after: Optional[int] = None
+    opset_upgrade: Optional[dict] = None  # what the raise to opset 20 rewrote (passes.opset_upgrade)
 
     @property
     def fused(self) -> List[GeluCandidate]:
@@ -47,6 +48,7 @@ class GeluReport:
             "target": self.target,
             "opset_before": self.opset_before,
             "opset_after": self.opset_after,
+            "opset_upgrade": self.opset_upgrade,
             "num_candidates": len(self.candidates),
             "num_fused": len(self.fused),
             "fused_by_op": dict(self.counts_by_op()),
@@ -62,7 +64,9 @@ class GeluReport:
             if folded:
                 lines.append(f"  bias Add folded into the plugin: {folded}")
         if self.opset_before != self.opset_after:
-            lines.append(f"  default-domain opset raised from {self.opset_before} to {self.opset_after}")
+            rewritten = (self.opset_upgrade or {}).get("rewritten_per_op") or {}
+            detail = f" (rewrote {', '.join(f'{op} x{n}' for op, n in rewritten.items())})" if rewritten else ""
+            lines.append(f"  default-domain opset raised from {self.opset_before} to {self.opset_after}{detail}")
         reasons = Counter(c.reason for c in self.rejected)
         for reason, n in reasons.most_common():
             anchors = [c.anchor for c in self.rejected if c.reason == reason][:3]

@@ -55,10 +55,9 @@ def test_unchanged_model_is_returned_as_is():
 
 
 def test_unsafe_opset_raise_is_a_polygraphy_error_not_a_traceback():
-    from gelu_chains import Chain
+    from test_fuse_gelu_rejections import _model_with_spatial_batchnorm
 
-    c = Chain(opset=11)
-    model = c.model(erf_torchscript(c, c.op("Squeeze", c.op("Unsqueeze", c.x, axes=[0]), axes=[0])))
+    model = _model_with_spatial_batchnorm()
     with pytest.raises(PolygraphyException, match="needs opset 20"):
         fuse_gelu(model)
 

@@ -127,19 +127,33 @@ def test_custom_domain_ops_named_like_onnx_ops_are_not_read():
     assert not fuse_gelu(graph).candidates
 
 
-def test_opset_raise_that_is_unsafe_stops_with_one_line():
-    c = Chain(opset=11)
-    y = erf_torchscript(c, c.op("Squeeze", c.op("Unsqueeze", c.x, axes=[0]), axes=[0]))
-    model = c.model(y)
+def _model_with_spatial_batchnorm():
+    """BatchNormalization(spatial=0) of opset 8 has no exact form at opset 20: the raise must stop."""
+    c = Chain(opset=8)
+    params = [c.const(v, shape=(16,)) for v in (1.5, 0.25, 0.0, 1.0)]
+    return c.model(erf_torchscript(c, c.op("BatchNormalization", c.x, *params, spatial=0)))
+
+
+def test_opset_raise_without_an_exact_form_stops_with_one_line():
+    model = _model_with_spatial_batchnorm()
     graph = gs.import_onnx(model)
     with pytest.raises(GeluFusionError, match="needs opset 20") as err:
         fuse_gelu(graph)
-    assert "\n" not in str(err.value) and "--target plugin" in str(err.value)
+    assert "\n" not in str(err.value) and "--target plugin" in str(err.value) and "BatchNormalization" in str(err.value)
     assert gs.export_onnx(graph).graph == gs.export_onnx(gs.import_onnx(model)).graph
     report = assert_unchanged(model, raise_opset=False)
     assert "opset raising is off" in report.candidates[0].reason
     fused, _ = run_pass(model, target="plugin")
-    assert sorted(op_types(fused)) == ["BiasGelu", "Squeeze", "Unsqueeze"]
+    assert sorted(op_types(fused)) == ["BatchNormalization", "BiasGelu"]
+
+
+def test_opset_raise_upgrades_the_other_nodes_exactly():
+    c = Chain(opset=11)
+    model = c.model(erf_torchscript(c, c.op("Squeeze", c.op("Unsqueeze", c.x, axes=[0]), axes=[0])))
+    fused, report = run_pass(model)
+    assert report.opset_after == 20 and report.opset_upgrade["rewritten_per_op"] == {"Squeeze": 1, "Unsqueeze": 1}
+    assert "rewrote Squeeze x1, Unsqueeze x1" in report.summary()
+    assert_equivalent(model, fused)
 
 
 def test_gelu_inside_an_if_branch_is_fused():
