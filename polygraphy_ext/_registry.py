@@ -14,4 +14,5 @@ TOOLS = [
 SURGEON_SUBTOOLS = [
     ("fuse-ln", "polygraphy_ext.tools.fuse_ln", "FuseLn"),
     ("align-dims", "polygraphy_ext.tools.align_dims", "AlignDims"),
+    ("fuse-gelu", "polygraphy_ext.tools.fuse_gelu", "FuseGelu"),
 ]

@@ -16,6 +16,7 @@ def install_hook():
 
 def get_arg_groups():
     install_hook()
+    from polygraphy_ext.tools.args.fuse_gelu import FuseGeluRunArgs
     from polygraphy_ext.tools.args.fuse_ln import FuseLnRunArgs
 
-    return [FuseLnRunArgs()]
+    return [FuseLnRunArgs(), FuseGeluRunArgs()]
