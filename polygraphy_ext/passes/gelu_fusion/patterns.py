@@ -67,6 +67,18 @@ class Formula:
     outer: Dict[int, float]  # A
     gate: Dict[int, float]  # B
     text: str
+    odd: bool = True  # f(-z) = -f(z) (erf, tanh); else f(-z) = 1 - f(z) (sigmoid)
+
+    def mirrored(self) -> "Formula":
+        """The same function read with f(-P): erf/tanh are odd, sigmoid(-z) = 1 - sigmoid(z)."""
+        argument = {d: -c for d, c in self.argument.items()}
+        gate = {d: -c for d, c in self.gate.items()}
+        outer = self.outer
+        if not self.odd:
+            outer = dict(self.outer)
+            for d, c in self.gate.items():
+                outer[d] = outer.get(d, 0.0) + c
+        return Formula(self.pattern, self.approximate, argument, outer, gate, self.text, self.odd)
 
 
 ERF_GELU = Formula("gelu-erf", "none", {1: 1.0 / math.sqrt(2.0)}, {1: 0.5}, {1: 0.5}, "0.5*x + 0.5*x*erf(x/sqrt(2))")
@@ -77,7 +89,7 @@ TANH_GELU = Formula(
 # 0.5 * (1 + tanh(z)) == sigmoid(2z), so this is the tanh GELU written with a sigmoid.
 SIGMOID_GELU = Formula(
     "gelu-tanh-sigmoid", "tanh", {1: 2 * SQRT_2_OVER_PI, 3: 2 * SQRT_2_OVER_PI * TANH_CUBIC}, {}, {1: 1.0},
-    "x*sigmoid(2*sqrt(2/pi)*(x + 0.044715*x^3))",
+    "x*sigmoid(2*sqrt(2/pi)*(x + 0.044715*x^3))", odd=False,
 )
 
 # Leaves tried per anchor: the GELU argument is found within a few nodes of the nonlinearity.
@@ -196,8 +208,8 @@ def match_decomposed(view: GraphView, anchor: gs.Node) -> GeluMatch:
     """Match the decomposed GELU around an Erf / Tanh / Sigmoid anchor (see the module doc)."""
     if len(anchor.inputs) != 1 or len(anchor.outputs) != 1:
         raise NotACandidate()
-    formula = {"Erf": ERF_GELU, "Tanh": TANH_GELU, "Sigmoid": SIGMOID_GELU}.get(anchor.op)
-    if formula is None:
+    base_formula = {"Erf": ERF_GELU, "Tanh": TANH_GELU, "Sigmoid": SIGMOID_GELU}.get(anchor.op)
+    if base_formula is None:
         raise NotACandidate()
     fname = _function_name(anchor)
     argument = anchor.inputs[0]
@@ -213,6 +225,9 @@ def match_decomposed(view: GraphView, anchor: gs.Node) -> GeluMatch:
             looks_like_gelu = True
         if anchor.op == "Sigmoid" and degree(poly) == 1 and 1 in poly and abs(poly[1].value - QUICK_GELU_SLOPE) < 0.05:
             _refuse_quick_gelu(view, reader, anchor)
+        # TF's exact gelu is 0.5 * x * erfc(-x / sqrt(2)) = 0.5 * x * (1 - erf(-x / sqrt(2))): the mirrored argument.
+        mirrored = equals(neg(poly), base_formula.argument)
+        formula = base_formula.mirrored() if mirrored else base_formula
         try:
             output, down_nodes = _walk_down(view, reader, anchor, formula)
         except _Stop as stop:

@@ -135,8 +135,31 @@ def tanh_sigmoid(c, x):  # x * sigmoid(1.5957691 * (x + 0.044715 x^3)): 0.5 (1 +
     return c.op("Mul", x, c.op("Sigmoid", c.op("Mul", c.const(2 * K), inner)))
 
 
-ERF_SPELLINGS = [erf_torchscript, erf_dynamo, erf_half_first, erf_div_two, erf_div_two_last, erf_tf_sqrt_node, erf_distributed]
-TANH_SPELLINGS = [tanh_gelu_new, tanh_cube_by_mul, tanh_megatron, tanh_folded, tanh_dynamo_unfolded, tanh_sigmoid]
+def erf_tf_erfc(c, x):  # TF's exact gelu 0.5 * x * erfc(-x / sqrt(2)), with erfc(z) written 1 - erf(z)
+    e = c.op("Erf", c.op("Div", c.op("Neg", x), c.const(SQRT2)))
+    return c.op("Mul", c.op("Mul", c.const(0.5), x), c.op("Sub", c.const(1.0), e))
+
+
+def tanh_mirrored(c, x):  # 0.5 * x * (1 - tanh(-sqrt(2/pi) * (x + 0.044715 x^3))): tanh is odd
+    inner = c.op("Add", x, c.op("Mul", c.const(0.044715), c.op("Pow", x, c.const(3.0))))
+    t = c.op("Tanh", c.op("Mul", c.const(-K), inner))
+    return c.op("Mul", c.op("Mul", x, c.op("Sub", c.const(1.0), t)), c.const(0.5))
+
+
+def sigmoid_mirrored(c, x):  # x - x * sigmoid(-1.5957691 * (x + 0.044715 x^3)): sigmoid(-z) = 1 - sigmoid(z)
+    inner = c.op("Add", x, c.op("Mul", c.const(0.044715), c.op("Mul", c.op("Mul", x, x), x)))
+    s = c.op("Sigmoid", c.op("Mul", inner, c.const(-2 * K)))
+    return c.op("Sub", x, c.op("Mul", x, s))
+
+
+ERF_SPELLINGS = [
+    erf_torchscript, erf_dynamo, erf_half_first, erf_div_two, erf_div_two_last, erf_tf_sqrt_node, erf_distributed,
+    erf_tf_erfc,
+]
+TANH_SPELLINGS = [
+    tanh_gelu_new, tanh_cube_by_mul, tanh_megatron, tanh_folded, tanh_dynamo_unfolded, tanh_sigmoid, tanh_mirrored,
+    sigmoid_mirrored,
+]
 
 
 def quick_gelu(c, x):  # CLIP: x * sigmoid(1.702 x)

@@ -82,14 +82,19 @@ def chains(draw):
     fn = {"erf": "Erf", "tanh": "Tanh", "sigmoid": "Sigmoid"}[form]
     if "swap_fn" in misses:
         fn = {"Erf": "Tanh", "Tanh": "Erf", "Sigmoid": "Tanh"}[fn]
+    # erf and tanh are odd: f(-P) read with 1 - f instead of 1 + f is the same GELU (TF's erfc form).
+    sign = -1.0 if form != "sigmoid" and draw(st.booleans()) else 1.0
     if form == "erf":
         style = draw(st.sampled_from(["div", "mul"]))
-        arg = c.op("Div", x_at(0), k(0, math.sqrt(2))) if style == "div" else c.op("Mul", x_at(0), k(0, 1 / math.sqrt(2)))
+        if style == "div":
+            arg = c.op("Div", x_at(0), k(0, sign * math.sqrt(2)))
+        else:
+            arg = c.op("Mul", x_at(0), k(0, sign / math.sqrt(2)))
         targets.append(arg)
     else:
         exponent = draw(st.sampled_from([2.0, 4.0])) if "exponent" in misses else 3.0
         cube = c.op("Pow", x_at(0), c.const(exponent)) if draw(st.booleans()) else c.op("Mul", c.op("Mul", x_at(0), x_at(0)), x_at(0))
-        scale = 2 * K if form == "sigmoid" else K
+        scale = sign * (2 * K if form == "sigmoid" else K)
         arg = c.op("Mul", k(0, scale), c.op("Add", x_at(2), c.op("Mul", k(1, 0.044715), cube)))
         targets.append(cube)
     t = c.op(fn, arg)
@@ -97,7 +102,7 @@ def chains(draw):
     if form == "sigmoid":
         y = c.op("Mul", x_at(1), t)
     else:
-        a = c.op("Add", t, k(2, 1.0))
+        a = c.op("Add", t, k(2, 1.0)) if sign > 0 else c.op("Sub", k(2, 1.0), t)
         targets.append(a)
         if draw(st.booleans()):
             m = c.op("Mul", x_at(1), a)
