@@ -12,9 +12,14 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from polygraphy_ext.passes.matching import FLOAT_DTYPES, GraphView
+from polygraphy_ext.passes.matching import GraphView
+from polygraphy_ext.passes.matching.constants import constant_value, is_float_cast, is_float_type
 
-_WIDER = {np.dtype(np.float16): 1, np.dtype(np.float32): 2, np.dtype(np.float64): 3}
+# Casts that lose nothing: every value of the source type is a value of the target type.
+_EXACT_WIDENINGS = {
+    ("float16", "float32"), ("float16", "float64"), ("bfloat16", "float32"), ("bfloat16", "float64"),
+    ("float32", "float64"),
+}
 
 
 @dataclass
@@ -28,9 +33,9 @@ class FoldedBias:
 def widened_source(view: GraphView, tensor) -> gs.Tensor:
     """The tensor before any chain of exact (widening) float Casts: fp16 -> fp32 loses nothing."""
     node = view.producer(tensor)
-    while node is not None and view.is_float_cast(node):
+    while node is not None and is_float_cast(view, node):
         src, dst = view.dtype(node.inputs[0]), view.dtype(node.outputs[0])
-        if src not in _WIDER or dst not in _WIDER or _WIDER[src] > _WIDER[dst]:
+        if src is None or dst is None or (src.name, dst.name) not in _EXACT_WIDENINGS:
             break
         tensor = node.inputs[0]
         node = view.producer(tensor)
@@ -44,7 +49,7 @@ def only_feeds(view: GraphView, tensor, nodes: Dict[int, gs.Node]) -> bool:
     for consumer in tensor.outputs:
         if id(consumer) in nodes:
             continue
-        if view.is_float_cast(consumer) and only_feeds(view, consumer.outputs[0], nodes):
+        if is_float_cast(view, consumer) and only_feeds(view, consumer.outputs[0], nodes):
             continue
         return False
     return True
@@ -52,10 +57,10 @@ def only_feeds(view: GraphView, tensor, nodes: Dict[int, gs.Node]) -> bool:
 
 def bias_over_last_axis(view: GraphView, data, bias) -> Tuple[Optional[np.ndarray], str]:
     """(bias as a 1-D array, "") if ``data + bias`` adds one value per element of the last axis, else (None, why)."""
-    value = view.constant(bias)
+    value = constant_value(view, bias)
     if value is None:
         return None, f"the bias {bias.name} is not a constant"
-    if value.dtype not in FLOAT_DTYPES:
+    if not is_float_type(value.dtype):
         return None, f"the bias {bias.name} has type {value.dtype}"
     shape = list(value.shape)
     rank = None if data.shape is None else len(data.shape)
@@ -76,7 +81,7 @@ def fold_add(view: GraphView, tensor, chain: Dict[int, gs.Node]) -> Tuple[Option
     node = view.producer(tensor)
     if node is None or node.op != "Add" or len(node.inputs) != 2:
         return None, ""
-    constant = [view.constant(t) is not None for t in node.inputs]
+    constant = [constant_value(view, t) is not None for t in node.inputs]
     if constant[0] == constant[1]:
         what = "two constants" if constant[0] else "two non-constant tensors"
         return None, f"the Add {node.name} in front adds {what}, so it is not folded as a bias"

@@ -76,9 +76,14 @@ def emit_plugin(graph: gs.Graph, names: UniqueNames, plan: Plan) -> gs.Node:
     spec = plugin_spec("BiasGelu")
     base = names(f"{plan.match.anchor.name or spec.name}_fused")
     inputs = [_node_input(graph, names, base, plan)]
-    if plan.bias is not None:
-        dtype = plan.compute_dtype or plan.bias.value.dtype
-        inputs.append(gs.Constant(names(f"{base}_bias"), np.ascontiguousarray(plan.bias.value.astype(dtype))))
+    bias = plan.bias
+    if bias is not None:
+        dtype = plan.compute_dtype or bias.value.dtype
+        if isinstance(bias.tensor, gs.Constant) and len(bias.tensor.shape) == 1 and bias.value.dtype == dtype:
+            # Already the plugin's [H] bias: keep the model's own tensor (and its external data, if any).
+            inputs.append(bias.tensor)
+        else:
+            inputs.append(gs.Constant(names(f"{base}_bias"), np.ascontiguousarray(bias.value.astype(dtype))))
     outputs = [_node_output(graph, names, base, plan)]
     node = gs.Node(
         spec.name, base, attrs=spec.onnx_attrs(approximate=plan.match.approximate), inputs=inputs, outputs=outputs,

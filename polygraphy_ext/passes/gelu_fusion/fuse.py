@@ -2,7 +2,6 @@
 
 from typing import Dict, List, Optional, Tuple
 
-import numpy as np
 import onnx_graphsurgeon as gs
 
 from polygraphy_ext.passes.gelu_fusion import opset
@@ -20,7 +19,7 @@ from polygraphy_ext.passes.matching import GraphView, NotACandidate, Reject, det
 from polygraphy_ext.passes.naming import UniqueNames
 
 TARGETS = tuple(EMITTERS)
-PLUGIN_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
+PLUGIN_DTYPES = ("float32", "float16", "bfloat16")
 
 _MATCHERS = {"decomposed": match_decomposed, "contrib": match_contrib, "onnx-gelu": match_onnx_gelu}
 
@@ -174,8 +173,8 @@ def _plan(view: GraphView, match: GeluMatch, target: str, bias: bool, candidate:
         source = folded.input
         candidate.bias = folded.tensor.name
     dtype = view.dtype(source)
-    if dtype is not None and dtype not in PLUGIN_DTYPES:
-        raise Reject(f"the BiasGelu plugin computes in float32 or float16, and {source.name} is {dtype}")
+    if dtype is not None and dtype.name not in PLUGIN_DTYPES:
+        raise Reject(f"the BiasGelu plugin takes float32, float16 or bfloat16, and {source.name} is {dtype}")
     if source is not match.x:
         candidate.input = source.name
     return Plan(match, source, dtype, dtype, output_dtype, bias=folded, add_bias=add_bias)

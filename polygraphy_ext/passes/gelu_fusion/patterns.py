@@ -22,8 +22,8 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from polygraphy_ext.passes.gelu_fusion.bias import widened_source
-from polygraphy_ext.passes.matching import FLOAT_DTYPES, GraphView, NotACandidate, Reject, check_interior, is_onnx_node
-from polygraphy_ext.passes.matching.constants import Approx
+from polygraphy_ext.passes.matching import GraphView, NotACandidate, Reject, check_interior, is_onnx_node
+from polygraphy_ext.passes.matching.constants import Approx, is_constant, is_float_cast, scalar_constant
 from polygraphy_ext.passes.matching.polynomial import (
     Poly,
     PolynomialReader,
@@ -104,7 +104,7 @@ def _leaf_candidates(view: GraphView, tensor) -> List[gs.Tensor]:
     for _ in range(_MAX_ARGUMENT_DEPTH):
         next_frontier = []
         for t in frontier:
-            if id(t) in seen or isinstance(t, gs.Constant) or view.constant(t) is not None:
+            if id(t) in seen or is_constant(view, t) or scalar_constant(view, t) is not None:
                 continue
             seen.add(id(t))
             order.append(t)
@@ -159,7 +159,7 @@ def _walk_down(view: GraphView, reader: PolynomialReader, anchor: gs.Node, formu
                 stop = f"{tensor.name} feeds a node that is not a well-formed ONNX op"
             else:
                 stop = f"{tensor.name} has no consumer"
-        elif node.op in ("Identity",) or view.is_float_cast(node):
+        elif node.op in ("Identity",) or is_float_cast(view, node):
             nodes[id(node)] = node
             tensor = node.outputs[0]
             continue
@@ -267,7 +267,7 @@ def match_decomposed(view: GraphView, anchor: gs.Node) -> GeluMatch:
 def _absorb_closing_cast(view: GraphView, leaf, output, nodes: Dict[int, gs.Node]):
     """Take in the Cast that returns an fp32 GELU to the type its input had before widening (fp16 out)."""
     cast = None if view.is_graph_output(output) else view.single_consumer_or_none(output)
-    if cast is None or not view.is_float_cast(cast):
+    if cast is None or not is_float_cast(view, cast):
         return output
     back_to = view.dtype(cast.outputs[0])
     if back_to is None or back_to == view.dtype(output) or back_to != view.dtype(widened_source(view, leaf)):
@@ -342,6 +342,3 @@ def anchor_kind(node: gs.Node) -> Optional[str]:
         return "onnx-gelu"
     return None
 
-
-def is_float(dtype) -> bool:
-    return dtype is not None and np.dtype(dtype) in FLOAT_DTYPES

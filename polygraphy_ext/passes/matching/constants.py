@@ -18,8 +18,17 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import numpy as np
+import onnx
+import onnx.numpy_helper
+import onnx_graphsurgeon as gs
 
-from polygraphy_ext.passes.layernorm_fusion.matching import FLOAT_DTYPES, GraphView, as_np_dtype, np_dtype_of_onnx
+from polygraphy_ext.passes.layernorm_fusion.matching import (
+    FLOAT_DTYPES,
+    MAX_CONSTANT_ELEMENTS,
+    GraphView,
+    as_np_dtype,
+    np_dtype_of_onnx,
+)
 
 DECIMAL_ROUNDING = 1e-6
 
@@ -27,18 +36,71 @@ DECIMAL_ROUNDING = 1e-6
 _ARITHMETIC_SLACK = 1e-12
 
 
+def is_float_type(dtype) -> bool:
+    """numpy's float types and the ml_dtypes ones ONNX uses (bfloat16), which numpy does not class as floating."""
+    if dtype is None:
+        return False
+    dtype = np.dtype(dtype)
+    return dtype in FLOAT_DTYPES or dtype.name == "bfloat16"
+
+
 def ulp(value: float, dtype) -> float:
+    """The spacing of ``dtype``'s values around ``value`` (float32 when the type is unknown)."""
     dtype = np.dtype(dtype) if dtype is not None else np.dtype(np.float32)
-    if dtype not in FLOAT_DTYPES:
+    if dtype in FLOAT_DTYPES:
+        return float(np.spacing(np.abs(np.array(value, dtype=dtype))))
+    if dtype.name != "bfloat16":
         return 0.0
-    return float(np.spacing(np.abs(np.array(value, dtype=dtype))))
+    import ml_dtypes
+
+    info = ml_dtypes.finfo(dtype)
+    magnitude = abs(float(value))
+    if magnitude < float(info.tiny):
+        return float(info.smallest_subnormal)
+    return float(info.eps) * 2.0 ** math.floor(math.log2(magnitude))
 
 
 def written_allowance(value: float, dtype) -> float:
     """How far a constant stored as ``dtype`` may be from the exact value it stands for (see the module doc)."""
-    if dtype is not None and not np.issubdtype(np.dtype(dtype), np.floating):
+    if dtype is not None and not is_float_type(dtype):
         return 0.0  # integers are written exactly
     return max(ulp(value, dtype), DECIMAL_ROUNDING * abs(value))
+
+
+def constant_value(view: GraphView, tensor) -> Optional[np.ndarray]:
+    """``view.constant(tensor)``, except that bfloat16 constants are read from their TensorProto as bfloat16.
+
+    onnx-graphsurgeon converts bfloat16 values to float32 on access (with a warning per tensor): the value
+    would lose the type its rounding is judged by.
+    """
+    holder = tensor
+    node = view.producer(tensor)
+    if node is not None and node.op == "Constant" and isinstance(node.attrs.get("value"), gs.Constant):
+        holder = node.attrs["value"]
+    proto = _proto_of(holder)
+    if proto is not None and proto.data_type == onnx.TensorProto.BFLOAT16:
+        if int(np.prod(proto.dims, dtype=np.int64)) > MAX_CONSTANT_ELEMENTS:
+            return None
+        if proto.data_location == onnx.TensorProto.EXTERNAL:
+            return None
+        return onnx.numpy_helper.to_array(proto)
+    return view.constant(tensor)
+
+
+def is_constant(view: GraphView, tensor) -> bool:
+    """Whether ``tensor`` is a constant, without reading its value."""
+    if isinstance(tensor, gs.Constant):
+        return True
+    node = view.producer(tensor)
+    return node is not None and node.op == "Constant"
+
+
+def _proto_of(constant) -> Optional[onnx.TensorProto]:
+    """The TensorProto behind a gs.Constant whose values have not been converted yet."""
+    if not isinstance(constant, gs.Constant):
+        return None
+    proto = getattr(getattr(constant, "_values", None), "tensor", None)
+    return proto if isinstance(proto, onnx.TensorProto) else None
 
 
 @dataclass(frozen=True)
@@ -108,9 +170,9 @@ def scalar_constant(view: GraphView, tensor) -> Optional[Tuple[Approx, int]]:
 
 
 def _fold(view: GraphView, tensor, depth: int) -> Optional[Tuple[Approx, int]]:
-    value = view.constant(tensor)
+    value = constant_value(view, tensor)
     if value is not None:
-        if value.size != 1 or not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
+        if value.size != 1 or not (is_float_type(value.dtype) or np.issubdtype(value.dtype, np.integer)):
             return None
         # Casts a constant sits behind round it to the last one's type, never more precisely than it was
         # written: the allowance is that of the stored value in its final type.
@@ -177,3 +239,12 @@ def integer_exponent(exponent: Approx) -> Optional[int]:
     if exponent.value != round(exponent.value):
         return None
     return int(round(exponent.value))
+
+
+def is_float_cast(view: GraphView, node) -> bool:
+    """A Cast between float types (bfloat16 included): it only changes rounding, which a fused kernel may drop."""
+    if node is None or node.op != "Cast":
+        return False
+    to = np_dtype_of_onnx(node.attrs.get("to"))
+    src = view.dtype(node.inputs[0])
+    return is_float_type(to) and (src is None or is_float_type(src))

@@ -13,7 +13,7 @@ anything else (another op, a tensor constant, a second non-constant input) ends 
 from typing import Dict, Optional
 
 from polygraphy_ext.passes.layernorm_fusion.matching import GraphView
-from polygraphy_ext.passes.matching.constants import Approx, integer_exponent, scalar_constant
+from polygraphy_ext.passes.matching.constants import Approx, integer_exponent, is_float_cast, scalar_constant
 
 Poly = Dict[int, Approx]
 
@@ -123,7 +123,7 @@ class PolynomialReader:
         node = self.view.producer(tensor)
         if node is None or node.op not in _BINARY + _UNARY:
             return self._fail(f"{tensor.name} is not computed from {self.leaf.name} by elementwise arithmetic")
-        if node.op == "Cast" and not self.view.is_float_cast(node):
+        if node.op == "Cast" and not is_float_cast(self.view, node):
             return self._fail(f"Cast {node.name} is not between float types")
         if len(self.nodes) >= MAX_NODES:
             return self._fail("the expression is too large")

@@ -157,3 +157,23 @@ def test_existing_onnx_gelu_becomes_the_plugin_with_its_bias():
     fused, report = run_pass(model, target="plugin")
     assert op_types(fused) == ["BiasGelu"] and report.fused[0].pattern == "onnx-gelu"
     assert_equivalent(model, fused, plugin=True)
+
+
+@pytest.mark.parametrize("spelling", [erf_torchscript, tanh_gelu_new], ids=lambda f: f.__name__)
+def test_bfloat16_chain_and_bias(spelling):
+    """bfloat16 constants are judged by bfloat16 rounding; the plugin keeps the model's own bf16 bias tensor."""
+    import ml_dtypes
+    import onnx
+    from test_fuse_gelu_property import evaluate
+
+    model, bias_name = with_bias(spelling, (16,), dtype=ml_dtypes.bfloat16)
+    fused, report = run_pass(model)
+    assert op_types(fused) == ["Add", "Gelu"], report.summary()
+    onnx.checker.check_model(fused, full_check=True)
+    fused, report = run_pass(model, target="plugin")
+    assert op_types(fused) == ["BiasGelu"] and _plugin_node(fused).input[1] == bias_name
+    assert fused.graph.initializer[0].data_type == onnx.TensorProto.BFLOAT16
+    x = np.random.default_rng(0).standard_normal((3, 16)) * 3
+    want, got = evaluate(model, {"x": x})[0], evaluate(fused, {"x": x})[0]
+    # Only the bf16 rounding of the chain's own constants (sqrt(2) is 1.4140625 in bf16) separates the two.
+    np.testing.assert_allclose(got, want, rtol=1e-2, atol=1e-2)

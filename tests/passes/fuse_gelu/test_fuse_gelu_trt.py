@@ -1,5 +1,6 @@
 """TensorRT-RTX (SM89, on CPU) parses and builds what fuse-gelu writes: native Gelu and the BiasGelu plugin."""
 
+import ml_dtypes
 import numpy as np
 import pytest
 from gelu_chains import cast_wrapped, erf_torchscript, tanh_gelu_new, tanh_sigmoid, with_bias
@@ -11,6 +12,7 @@ CASES = {
     "sigmoid-tanh": lambda: with_bias(tanh_sigmoid, (16,))[0],
     "fp16-cast-wrapped": lambda: cast_wrapped(tanh_gelu_new),
     "fp16": lambda: with_bias(erf_torchscript, (16,), dtype=np.float16)[0],
+    "bf16": lambda: with_bias(tanh_gelu_new, (16,), dtype=ml_dtypes.bfloat16)[0],
 }
 
 
