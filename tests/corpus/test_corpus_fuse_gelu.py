@@ -86,3 +86,27 @@ def test_every_gelu_is_fused_and_nothing_else(entry):
 def test_corpus_holds_both_gelu_forms_and_quick_gelu():
     kinds = {kind for entry in ENTRIES for kind in ("gelu_erf", "gelu_tanh", "quick_gelu") if entry.count(kind)}
     assert kinds == {"gelu_erf", "gelu_tanh", "quick_gelu"}
+
+
+@pytest.mark.parametrize("target", ["native", "plugin"])
+@pytest.mark.parametrize("gelu_first", [False, True], ids=["ln-then-gelu", "gelu-then-ln"])
+def test_composes_with_fuse_ln(target, gelu_first):
+    """Either order fuses the same; both plugin kinds share one domain; the result runs as the original does."""
+    from polygraphy_ext.passes import fuse_layernorm
+
+    (entry,) = corpus.entries(model="bert", exporter="torchscript", opset=14, dtype="float32")
+    model = infer_shapes(onnx.load(entry.path))
+    graph = gs.import_onnx(model)
+    ln_options = {"target": target, "skip": target == "plugin"}
+    passes = [lambda g: fuse_gelu(g, target=target), lambda g: fuse_layernorm(g, **ln_options)]
+    reports = [run(graph) for run in (passes if gelu_first else passes[::-1])]
+    assert sorted(len(r.fused) for r in reports) == sorted([entry.count("gelu"), entry.count("layernorm")])
+    fused = gs.export_onnx(graph, do_type_check=False)
+    ops = [n.op_type for n in fused.graph.node]
+    assert not {"Erf", "ReduceMean"} & set(ops)
+    if target == "plugin":
+        assert {n.domain for n in fused.graph.node if n.op_type in ("BiasGelu", "SkipLayerNorm", "LayerNorm")} == {"polygraphy_ext"}
+        fused = lower_plugin_nodes(fused)[0]
+    feeds = _feeds(entry)
+    for w, g in zip(_run(model, feeds), _run(fused, feeds)):
+        np.testing.assert_allclose(g, w, atol=2e-5, rtol=2e-5)
