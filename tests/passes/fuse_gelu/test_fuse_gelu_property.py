@@ -21,7 +21,7 @@ from polygraphy_ext.passes import fuse_gelu
 
 _ERF = np.vectorize(math.erf, otypes=[np.float64])
 _UNARY = {
-    "Erf": _ERF, "Tanh": np.tanh, "Sigmoid": lambda v: 1.0 / (1.0 + np.exp(-v)), "Neg": np.negative,
+    "Erf": _ERF, "Tanh": np.tanh, "Sigmoid": lambda v: 0.5 * (1.0 + np.tanh(0.5 * v)), "Neg": np.negative,
     "Sqrt": np.sqrt, "Identity": lambda v: v,
 }
 _BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Pow": np.power}
