@@ -1,0 +1,95 @@
+"""Find the fewest nodes to keep FP32 beyond the overflowing ones: rank the low nodes by the error they add
+(attribution.py), bisect on how many of the worst to keep FP32, then hand back those not needed.
+
+Every trial is one run of the emulation session (emulate.py); no model is rebuilt between trials.
+"""
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Sequence, Set
+
+from polygraphy_ext.passes.precision.attribution import rank_nodes, tensor_errors
+from polygraphy_ext.passes.precision.tolerance import Verdict, judge
+
+# Nodes handed back per trial when pruning the bisection's choice: at most this many trials.
+_PRUNE_GROUPS = 8
+
+
+class ToleranceError(Exception):
+    pass
+
+
+@dataclass
+class SearchResult:
+    low_nodes: Set[str]
+    blamed: Dict[str, float] = field(default_factory=dict)  # node -> its error score when it was moved
+    verdict: Verdict = None
+
+
+def evaluate(emulator, batches, references, low_nodes, atol, rtol) -> Verdict:
+    outputs = [emulator.outputs(feeds, low_nodes) for feeds in batches]
+    return judge(references, outputs, atol, rtol)
+
+
+def search(index, emulator, reference_session, batches, references, low_nodes: Set[str], atol, rtol) -> SearchResult:
+    low_nodes = set(low_nodes)
+    verdict = evaluate(emulator, batches, references, low_nodes, atol, rtol)
+    if verdict.ok:
+        return SearchResult(low_nodes, {}, verdict)
+    baseline = evaluate(emulator, batches, references, set(), atol, rtol)
+    if not baseline.ok:
+        raise ToleranceError(
+            f"the tolerance cannot be met even with every convertible node in FP32: {baseline.worst.describe()} "
+            f"(atol={atol:g}, rtol={rtol:g})"
+        )
+    blamed: Dict[str, float] = {}
+    # Attribution on the batch where the error is worst; re-ranked after each round, since moving the worst
+    # nodes changes what the rest inherit.
+    for _ in range(3):
+        worst_batch = _worst_batch(emulator, batches, references, low_nodes, atol, rtol)
+        errors = tensor_errors(index, reference_session, emulator, batches[worst_batch], low_nodes)
+        ranked = rank_nodes(index, errors, low_nodes)
+        names = [name for _, name in ranked]
+        scores = dict((name, score) for score, name in ranked)
+        lo, hi = 1, len(names)
+        while lo < hi:  # smallest k whose top-k in FP32 meets the tolerance (all of them does: baseline)
+            mid = (lo + hi) // 2
+            if evaluate(emulator, batches, references, low_nodes - set(names[:mid]), atol, rtol).ok:
+                hi = mid
+            else:
+                lo = mid + 1
+        chosen = names[:hi]
+        chosen = _prune(emulator, batches, references, low_nodes, chosen, atol, rtol)
+        for name in chosen:
+            blamed[name] = scores[name]
+        low_nodes -= set(chosen)
+        verdict = evaluate(emulator, batches, references, low_nodes, atol, rtol)
+        if verdict.ok:
+            return SearchResult(low_nodes, blamed, verdict)
+    raise ToleranceError(f"no FP32 island meets the tolerance: {verdict.worst.describe()}")
+
+
+def _worst_batch(emulator, batches, references, low_nodes, atol, rtol) -> int:
+    if len(batches) == 1:
+        return 0
+    scores = []
+    for feeds, reference in zip(batches, references):
+        verdict = judge([reference], [emulator.outputs(feeds, low_nodes)], atol, rtol)
+        worst = verdict.worst
+        scores.append((worst.nonfinite, worst.max_abs_err) if worst else (0, 0.0))
+    return max(range(len(batches)), key=lambda i: scores[i])
+
+
+def _prune(emulator, batches, references, low_nodes, chosen: List[str], atol, rtol) -> List[str]:
+    """Hand nodes of ``chosen`` back to the low type, least blamed first, in groups, while the tolerance holds."""
+    kept = list(chosen)
+    if len(kept) <= 1:
+        return kept
+    group = max(1, len(kept) // _PRUNE_GROUPS)
+    for start in range(len(chosen) - 1, 0, -group):
+        trial_back = set(chosen[max(1, start - group + 1) : start + 1]) & set(kept)
+        if not trial_back:
+            continue
+        remaining = [n for n in kept if n not in trial_back]
+        if evaluate(emulator, batches, references, low_nodes - set(remaining), atol, rtol).ok:
+            kept = remaining
+    return kept
