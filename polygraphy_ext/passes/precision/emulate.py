@@ -13,7 +13,7 @@ import onnx
 from onnx import helper
 
 from polygraphy_ext.passes.precision.dtypes import FLOAT
-from polygraphy_ext.passes.precision.measure import AllTensorsSession
+from polygraphy_ext.passes.precision.measure import AllTensorsSession, ort_session
 from polygraphy_ext.passes.precision.model_index import ModelIndex
 
 _MIN_OPSET_FOR_WHERE = 9
@@ -119,10 +119,8 @@ class Emulator:
     def __init__(self, model, index: ModelIndex, candidates: Sequence[str], keep_io_types: bool, chunk: int):
         self.candidates = list(candidates)
         self.emulation_model = build_emulation_model(model, index, self.candidates, keep_io_types)
-        from polygraphy_ext.numerics import _session
-
         # Trials fetch only the graph outputs; a session that exposes every tensor would keep them all alive.
-        self.session, _ = _session(self.emulation_model)
+        self.session = ort_session(self.emulation_model)
         self.output_names = [o.name for o in model.graph.output]
         self._chunk = chunk
         self._all_tensors = None

@@ -10,10 +10,11 @@ import onnx
 from polygraphy_ext.passes.precision.convert import convert, smooth_islands
 from polygraphy_ext.passes.precision.dtypes import DEFAULT_DTYPE, DEFAULT_RANGE_MARGIN, FLOAT, LOW_TYPES, low_type
 from polygraphy_ext.passes.precision.emulate import Emulator
-from polygraphy_ext.passes.precision.measure import DEFAULT_CHUNK, MeasureError, measure
+from polygraphy_ext.passes.precision.measure import DEFAULT_CHUNK, MeasureError, measure, ort_session
 from polygraphy_ext.passes.precision.model_index import ModelIndex, opset_of
 from polygraphy_ext.passes.precision.report import GEMM_OPS, Fp32Node, Island, PrecisionReport
 from polygraphy_ext.passes.precision.search import ToleranceError, search
+from polygraphy_ext.passes.precision.storage_rounding import storage_rounded
 from polygraphy_ext.passes.precision.semantics import DATA_MOVEMENT_OPS, merge, semantic_fp32_nodes, user_fp32_nodes
 from polygraphy_ext.passes.precision.tolerance import judge
 
@@ -88,11 +89,10 @@ def to_low_precision(
 
     phase = time.perf_counter()
     converted = convert(model, index, low_nodes, keep_io_types)
-    report.validated_by, verdict = _validate(converted, batches, measured.reference, atol, rtol, low, result.verdict)
+    verdict = _validate(converted, batches, measured.reference, atol, rtol)
     if not verdict.ok:
         raise PrecisionError(
-            f"the converted model misses the tolerance that its emulation met: {verdict.worst.describe()}; "
-            "keep the named output's producers FP32 with --keep-fp32"
+            f"internal error: the written model misses the tolerance that its emulation met: {verdict.worst.describe()}"
         )
     report.seconds["write_and_validate"] = time.perf_counter() - phase
     report.final_errors = [
@@ -152,16 +152,12 @@ def _overflowing(index: ModelIndex, max_abs: Dict[str, float], names: List[str],
     return found
 
 
-def _validate(converted, batches, references, atol, rtol, low, emulated_verdict):
-    if low.name == "bf16":
-        # onnxruntime has no CPU kernels for most bf16 ops: the emulation (same roundings) is the evidence.
-        return "emulation (onnxruntime has no CPU bf16 kernels)", emulated_verdict
-    from polygraphy_ext.numerics import _session
-
-    session, _ = _session(converted)
+def _validate(converted, batches, references, atol, rtol):
+    """Run the written model with every 16-bit tensor rounded (storage_rounding.py) and judge it."""
+    session = ort_session(storage_rounded(converted))
     names = [o.name for o in converted.graph.output]
     outputs = [dict(zip(names, session.run(names, feeds))) for feeds in batches]
-    return "onnxruntime (converted model)", judge(references, outputs, atol, rtol)
+    return judge(references, outputs, atol, rtol)
 
 
 def _node_flops(index: ModelIndex, info, shapes) -> int:

@@ -33,16 +33,36 @@ def expose_all_tensors(model: onnx.ModelProto) -> Tuple[onnx.ModelProto, List[st
     return exposed, names
 
 
+def ort_session(model: onnx.ModelProto):
+    """A CPU onnxruntime session of ``model`` with graph optimizations off (they would fuse away the Casts
+    whose rounding the conversion is about) and onnxruntime's own logging silenced (errors come back to us
+    as exceptions, reported as one line)."""
+    import os
+    import tempfile
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 4
+    try:
+        data = model.SerializeToString()
+    except ValueError:  # > 2 GB: onnxruntime must read it from disk
+        with tempfile.TemporaryDirectory(prefix="pgx-to-fp16-") as tmp:
+            path = os.path.join(tmp, "model.onnx")
+            onnx.save(model, path, save_as_external_data=True, location="model.onnx.data")
+            return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
 class AllTensorsSession:
     """One onnxruntime session that can fetch any main-graph tensor, in chunks of ``chunk`` names per run."""
 
     def __init__(self, model: onnx.ModelProto, chunk: int = DEFAULT_CHUNK):
-        from polygraphy_ext.numerics import _session
-
         exposed, self.intermediates = expose_all_tensors(model)
         self.outputs = [o.name for o in model.graph.output]
         self.chunk = max(1, int(chunk))
-        self.session, _ = _session(exposed)
+        self.session = ort_session(exposed)
 
     def run(self, names: Sequence[str], feeds) -> Dict[str, np.ndarray]:
         return dict(zip(names, self.session.run(list(names), feeds)))

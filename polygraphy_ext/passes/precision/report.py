@@ -40,7 +40,6 @@ class PrecisionReport:
     total_gemm_flops: int = 0
     num_casts: int = 0
     final_errors: List[dict] = field(default_factory=list)
-    validated_by: str = ""  # "onnxruntime (converted model)" or "emulation"
     trials: int = 0
     seconds: Dict[str, float] = field(default_factory=dict)
     hints: List[str] = field(default_factory=list)
@@ -84,7 +83,6 @@ class PrecisionReport:
             "gemm_flops_total": self.total_gemm_flops,
             "gemm_flops_low_share": share,
             "num_casts": self.num_casts,
-            "validated_by": self.validated_by,
             "final_errors": self.final_errors,
             "trials": self.trials,
             "seconds": self.seconds,
@@ -108,7 +106,7 @@ class PrecisionReport:
         if self.final_errors:
             worst = max(self.final_errors, key=lambda e: e["max_abs_err"])
             lines.append(
-                f"  worst output error ({self.validated_by}): '{worst['output']}' max abs {worst['max_abs_err']:.3g}, "
+                f"  worst output error (written model, 16-bit tensors rounded): '{worst['output']}' max abs {worst['max_abs_err']:.3g}, "
                 f"max rel {worst['max_rel_err']:.3g} (atol={self.atol:g}, rtol={self.rtol:g})"
             )
         lines.extend(f"  hint: {hint}" for hint in self.hints)

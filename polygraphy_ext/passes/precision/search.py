@@ -12,6 +12,9 @@ from polygraphy_ext.passes.precision.tolerance import Verdict, judge
 
 # Nodes handed back per trial when pruning the bisection's choice: at most this many trials.
 _PRUNE_GROUPS = 8
+# Below this many, the pruned choice is pruned once more node by node.
+_PRUNE_SINGLES = 24
+_ROUNDS = 4
 
 
 class ToleranceError(Exception):
@@ -44,14 +47,23 @@ def search(index, emulator, reference_session, batches, references, low_nodes: S
     blamed: Dict[str, float] = {}
     # Attribution on the batch where the error is worst; re-ranked after each round, since moving the worst
     # nodes changes what the rest inherit.
-    for _ in range(3):
+    for round_index in range(_ROUNDS):
         worst_batch = _worst_batch(emulator, batches, references, low_nodes, atol, rtol)
         errors = tensor_errors(index, reference_session, emulator, batches[worst_batch], low_nodes)
         ranked = rank_nodes(index, errors, low_nodes)
-        names = [name for _, name in ranked]
+        # A node that adds no error (a copy of an already rounded tensor) is never worth an FP32 island;
+        # if every node that does add error in FP32 is not enough, the next round re-attributes.
+        last_round = round_index == _ROUNDS - 1
+        names = [name for score, name in ranked if score > 0 and not last_round] or [name for _, name in ranked]
         scores = dict((name, score) for score, name in ranked)
+        if not last_round and not evaluate(emulator, batches, references, low_nodes - set(names), atol, rtol).ok:
+            blamed.update((name, scores[name]) for name in names)
+            low_nodes -= set(names)
+            continue
         lo, hi = 1, len(names)
-        while lo < hi:  # smallest k whose top-k in FP32 meets the tolerance (all of them does: baseline)
+        # Smallest k whose top-k in FP32 meets the tolerance (all of them do: checked above, or, in the last
+        # round, every low node in FP32 is the baseline).
+        while lo < hi:
             mid = (lo + hi) // 2
             if evaluate(emulator, batches, references, low_nodes - set(names[:mid]), atol, rtol).ok:
                 hi = mid
@@ -85,11 +97,18 @@ def _prune(emulator, batches, references, low_nodes, chosen: List[str], atol, rt
     if len(kept) <= 1:
         return kept
     group = max(1, len(kept) // _PRUNE_GROUPS)
-    for start in range(len(chosen) - 1, 0, -group):
-        trial_back = set(chosen[max(1, start - group + 1) : start + 1]) & set(kept)
-        if not trial_back:
-            continue
+    kept = _hand_back(emulator, batches, references, low_nodes, kept, group, atol, rtol)
+    if group > 1 and len(kept) <= _PRUNE_SINGLES:
+        kept = _hand_back(emulator, batches, references, low_nodes, kept, 1, atol, rtol)
+    return kept
+
+
+def _hand_back(emulator, batches, references, low_nodes, chosen, group, atol, rtol):
+    """The most blamed node always stays FP32 (the bisection showed that the rest alone is not enough)."""
+    kept = list(chosen)
+    for end in range(len(chosen), 1, -group):
+        trial_back = set(chosen[max(1, end - group) : end])
         remaining = [n for n in kept if n not in trial_back]
-        if evaluate(emulator, batches, references, low_nodes - set(remaining), atol, rtol).ok:
+        if len(remaining) < len(kept) and evaluate(emulator, batches, references, low_nodes - set(remaining), atol, rtol).ok:
             kept = remaining
     return kept

@@ -54,7 +54,7 @@ def _reason(index: ModelIndex, info: NodeInfo, derived: Set[str]):
     if float_inputs and all(name in derived or _is_constant(index, name) for name in float_inputs) and any(
         name in derived for name in float_inputs
     ):
-        return "arithmetic on values cast from integers (shapes, positions, masks)"
+        return "computed only from values cast from integers (shapes, positions, masks)"
     return None
 
 

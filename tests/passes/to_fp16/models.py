@@ -63,3 +63,130 @@ def batches_for(model, n=2, rows=16, seed=0):
     inp = model.graph.input[0]
     width = inp.type.tensor_type.shape.dim[1].dim_value
     return [{inp.name: rng.standard_normal((rows, width)).astype(np.float32)} for _ in range(n)]
+
+
+def cancellation_model(seed=0):
+    """Two branches: ``shift``/``unshift`` add and remove 1000 (in FP16 the sum keeps 0.5 steps, so the
+    difference loses x's fraction: an error far above 1e-2 that no range check sees), and a MatMul branch
+    that is fine in FP16. Only the two cancellation nodes must stay FP32."""
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((HIDDEN, HIDDEN)) / np.sqrt(HIDDEN)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array(1000.0, np.float32), "offset")]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["proj"], name="proj"),
+        helper.make_node("Relu", ["proj"], ["act"], name="act"),
+        helper.make_node("Add", ["x", "offset"], ["shifted"], name="shift"),
+        helper.make_node("Sub", ["shifted", "offset"], ["unshifted"], name="unshift"),
+        helper.make_node("Add", ["act", "unshifted"], ["y"], name="merge"),
+    ]
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", HIDDEN])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", HIDDEN])],
+        inits,
+    )
+
+
+CANCELLATION_NODES = {"shift", "unshift"}
+
+
+def masked_attention_model(seed=0):
+    """Attention with the additive mask exporters emit: (1 - mask) * finfo(float32).min. In FP16 the constant
+    is -inf and 0 * -inf is NaN; the mask path and the masked scores must stay FP32."""
+    rng = np.random.default_rng(seed)
+    wq, wk, wv = ((rng.standard_normal((HIDDEN, HIDDEN)) / np.sqrt(HIDDEN)).astype(np.float32) for _ in range(3))
+    inits = [
+        numpy_helper.from_array(wq, "wq"),
+        numpy_helper.from_array(wk, "wk"),
+        numpy_helper.from_array(wv, "wv"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+        numpy_helper.from_array(np.array(np.finfo(np.float32).min, np.float32), "neg_big"),
+        numpy_helper.from_array(np.array(1.0 / np.sqrt(HIDDEN), np.float32), "inv_sqrt_d"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "wq"], ["q"], name="q"),
+        helper.make_node("MatMul", ["x", "wk"], ["k"], name="k"),
+        helper.make_node("MatMul", ["x", "wv"], ["v"], name="v"),
+        helper.make_node("Transpose", ["k"], ["kt"], name="kt", perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["q", "kt"], ["scores"], name="scores"),
+        helper.make_node("Mul", ["scores", "inv_sqrt_d"], ["scaled"], name="scale"),
+        helper.make_node("Cast", ["mask"], ["mask_f"], name="mask_cast", to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["mask_f", "axis1"], ["mask_u"], name="mask_unsqueeze"),
+        helper.make_node("Sub", ["one", "mask_u"], ["inv_mask"], name="inv_mask"),
+        helper.make_node("Mul", ["inv_mask", "neg_big"], ["bias"], name="mask_bias"),
+        helper.make_node("Add", ["scaled", "bias"], ["masked"], name="masked"),
+        helper.make_node("Softmax", ["masked"], ["probs"], name="softmax", axis=-1),
+        helper.make_node("MatMul", ["probs", "v"], ["y"], name="context"),
+    ]
+    inits.append(numpy_helper.from_array(np.array([1], np.int64), "axis1"))
+    return _model(
+        nodes,
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", HIDDEN]),
+            helper.make_tensor_value_info("mask", TensorProto.INT64, ["batch", "seq"]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", HIDDEN])],
+        inits,
+    )
+
+
+def masked_attention_batches(n=2, batch=2, seq=8, seed=0):
+    rng = np.random.default_rng(seed)
+    batches = []
+    for _ in range(n):
+        mask = np.ones((batch, seq), np.int64)
+        mask[-1, seq // 2 :] = 0
+        batches.append({"x": rng.standard_normal((batch, seq, HIDDEN)).astype(np.float32), "mask": mask})
+    return batches
+
+
+def integer_model():
+    nodes = [helper.make_node("Add", ["a", "a"], ["b"], name="double")]
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("a", TensorProto.INT64, [4])],
+        [helper.make_tensor_value_info("b", TensorProto.INT64, [4])],
+        [],
+    )
+
+
+def fp16_model():
+    w = numpy_helper.from_array(np.ones((4, 4), np.float16), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")]
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [2, 4])],
+        [w],
+    )
+
+
+def if_model():
+    """An If whose branches read an outer FP32 tensor: the If stays FP32 and reads it through a Cast."""
+    then_graph = helper.make_graph(
+        [helper.make_node("Relu", ["h"], ["t_out"], name="then_relu")],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t_out", TensorProto.FLOAT, None)],
+    )
+    else_graph = helper.make_graph(
+        [helper.make_node("Neg", ["h"], ["e_out"], name="else_neg")],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e_out", TensorProto.FLOAT, None)],
+    )
+    w = numpy_helper.from_array(np.eye(HIDDEN, dtype=np.float32), "w")
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+        helper.make_node("If", ["cond"], ["branch"], name="choose", then_branch=then_graph, else_branch=else_graph),
+        helper.make_node("Mul", ["branch", "h"], ["y"], name="mul"),
+    ]
+    return _model(
+        nodes,
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, HIDDEN]),
+            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, HIDDEN])],
+        [w],
+    )

@@ -1,0 +1,261 @@
+"""to-fp16 side by side with the other ways to get an FP16 ONNX model, in one run, on the same inputs.
+
+Per model: `polygraphy convert --fp-to-fp16` (onnxconverter-common's convert_float_to_float16 with
+keep_io_types=True, which is what that flag runs), onnxconverter-common's auto_convert_mixed_precision at the
+same atol/rtol, and polygraphy-ext's to_low_precision. For each: share of MatMul/Gemm/Conv FLOPs in FP16,
+Casts added, max abs error and inf/NaN count vs FP32 on the calibration batch and on a held-out batch,
+whether the held-out error meets the tolerance, and the median wall time over --repeats runs.
+
+    pip install onnxconverter-common   # bench only; not a dependency of the package
+    python bench/to_fp16.py --out bench/results/to_fp16.json                 # the corpus (tests/corpus/models)
+    python bench/to_fp16.py --models a.onnx b.onnx --atol 1e-2 --rtol 1e-2
+"""
+
+import argparse
+import contextlib
+import copy
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests" / "passes" / "to_fp16"))
+
+GEMM_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
+
+
+def _session(model):
+    from polygraphy_ext.passes.precision.measure import ort_session
+
+    return ort_session(model)
+
+
+def _index_bound(model, name):
+    """Exclusive upper bound for integer input ``name``: the row count of a table it indexes, else 2."""
+    inits = {i.name: i for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Gather" and len(node.input) > 1 and node.input[1] == name and node.input[0] in inits:
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+            return int(inits[node.input[0]].dims[axis])
+    return 2
+
+
+def make_feeds(model, seed, batch=2, seq=16):
+    rng = np.random.default_rng(seed)
+    inits = {i.name for i in model.graph.initializer}
+    feeds, params = {}, {}
+    for inp in model.graph.input:
+        if inp.name in inits:
+            continue
+        tt = inp.type.tensor_type
+        shape = []
+        for i, dim in enumerate(tt.shape.dim):
+            # One value per symbolic dim name, so inputs that share a dim agree.
+            key = dim.dim_param or f"{inp.name}:{i}"
+            shape.append(dim.dim_value if dim.dim_value > 0 else params.setdefault(key, batch if i == 0 else seq))
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
+        if np.issubdtype(dtype, np.floating):
+            feeds[inp.name] = rng.standard_normal(shape).astype(dtype)
+        elif "mask" in inp.name.lower():
+            mask = np.ones(shape, dtype)
+            if mask.ndim >= 2:
+                mask[-1, ..., shape[-1] // 2 :] = 0  # one padded sequence: the mask path is exercised
+            feeds[inp.name] = mask
+        else:
+            feeds[inp.name] = rng.integers(0, _index_bound(model, inp.name), size=shape).astype(dtype)
+    return feeds
+
+
+def _gemm_flops(model, shapes):
+    inits = {i.name: tuple(i.dims) for i in model.graph.initializer}
+    flops = {}
+    for node in model.graph.node:
+        if node.op_type not in GEMM_OPS or not node.output:
+            continue
+        out = shapes.get(node.output[0])
+        a = shapes.get(node.input[0], inits.get(node.input[0]))
+        w = shapes.get(node.input[1], inits.get(node.input[1])) if len(node.input) > 1 else None
+        if out is None or a is None:
+            continue
+        size = int(np.prod(out))
+        if node.op_type in ("MatMul", "Gemm"):
+            flops[node.name] = 2 * size * int(a[-1])
+        elif w is not None:
+            flops[node.name] = 2 * size * int(np.prod(w[1:]))
+    return flops
+
+
+def _tensor_shapes(model, feeds):
+    from polygraphy_ext.passes.precision.measure import AllTensorsSession
+
+    session = AllTensorsSession(model)
+    shapes = {}
+    for names in session.chunks(session.intermediates):
+        for name, value in session.run(names, feeds).items():
+            shapes[name] = value.shape
+    return shapes
+
+
+def _low_gemm_share(converted, flops):
+    """Share of the FP32 model's GEMM FLOPs whose node reads a 16-bit first input in ``converted``."""
+    total = sum(flops.values())
+    if not total:
+        return None
+    inferred = onnx.shape_inference.infer_shapes(converted)
+    types = {v.name: v.type.tensor_type.elem_type for v in list(inferred.graph.value_info) + list(inferred.graph.input)}
+    types.update({i.name: i.data_type for i in inferred.graph.initializer})
+    low = {onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
+    done = sum(flops.get(n.name, 0) for n in converted.graph.node if n.name in flops and types.get(n.input[0]) in low)
+    return done / total
+
+
+def _errors(reference_model, converted, feeds_list, atol, rtol):
+    from tolerance_view import judge_outputs
+
+    return judge_outputs(_session(reference_model), _session(converted), feeds_list, atol, rtol)
+
+
+def _timed(fn, repeats):
+    times, result = [], None
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):  # auto_mixed_precision prints every attempt
+            result = fn()
+        times.append(time.perf_counter() - begin)
+    return result, statistics.median(times), times
+
+
+def run_model(path, atol, rtol, repeats):
+    from onnxconverter_common import auto_mixed_precision, float16
+
+    from polygraphy_ext.passes.precision import to_low_precision
+
+    model = onnx.load(str(path))
+    calib = make_feeds(model, seed=0)
+    held_out = make_feeds(model, seed=1)
+    try:
+        flops = _gemm_flops(model, _tensor_shapes(model, calib))
+    except Exception as err:
+        return [{"model": Path(path).name, "tool": "-", "failed": f"skipped: the FP32 model does not run on generated inputs ({str(err).splitlines()[0][:120]})"}]
+    casts0 = sum(1 for n in model.graph.node if n.op_type == "Cast")
+    # onnxconverter-common converts the model it is given in place: each run gets its own copy (the copy is
+    # part of the timed call; it costs milliseconds on these models).
+    tools = {
+        "polygraphy --fp-to-fp16": lambda: float16.convert_float_to_float16(
+            copy.deepcopy(model), keep_io_types=True, disable_shape_infer=True
+        ),
+        "auto_mixed_precision": lambda: auto_mixed_precision.auto_convert_mixed_precision(
+            copy.deepcopy(model), calib, rtol=rtol, atol=atol, keep_io_types=True
+        ),
+        "to-fp16 (ours)": lambda: to_low_precision(model, [calib], atol=atol, rtol=rtol)[0],
+    }
+    rows = []
+    for tool, fn in tools.items():
+        row = {"model": Path(path).name, "tool": tool}
+        try:
+            converted, median_s, times = _timed(fn, repeats)
+        except Exception as err:  # a tool that fails on a model is a result, not a crash of the bench
+            row["failed"] = f"{type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"
+            rows.append(row)
+            continue
+        try:
+            errors = _errors(model, converted, [calib, held_out], atol, rtol)
+        except Exception as err:
+            row["failed"] = f"its output does not run in onnxruntime: {str(err).splitlines()[0][:160]}"
+            row["seconds_median"] = median_s
+            rows.append(row)
+            continue
+        row.update(
+            {
+                "seconds_median": median_s,
+                "seconds_all": times,
+                "gemm_flops_fp16_share": _low_gemm_share(converted, flops),
+                "casts_added": sum(1 for n in converted.graph.node if n.op_type == "Cast") - casts0,
+                "max_abs_err_calib": errors[0]["max_abs_err"],
+                "max_abs_err_held_out": errors[1]["max_abs_err"],
+                "nonfinite": errors[0]["nonfinite"] + errors[1]["nonfinite"],
+                "meets_tolerance_calib": errors[0]["ok"],
+                "meets_tolerance_held_out": errors[1]["ok"],
+            }
+        )
+        rows.append(row)
+    return rows
+
+
+def _fmt(row):
+    if "failed" in row:
+        return f"{row['model']:<28} {row['tool']:<26} FAILED: {row['failed']}"
+    share = row["gemm_flops_fp16_share"]
+    return (
+        f"{row['model']:<28} {row['tool']:<26} {('n/a' if share is None else f'{share:6.1%}'):>7} "
+        f"{row['casts_added']:>6} {row['max_abs_err_calib']:>10.3g} {row['max_abs_err_held_out']:>10.3g} "
+        f"{row['nonfinite']:>8} {'yes' if row['meets_tolerance_held_out'] else 'NO':>5} {row['seconds_median']:>9.3f}"
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="*", type=Path)
+    parser.add_argument("--atol", type=float, default=1e-2)
+    parser.add_argument("--rtol", type=float, default=1e-2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "to_fp16.json")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")  # onnxconverter-common warns once per clamped constant
+    models = args.models or sorted((REPO / "tests" / "corpus" / "models").glob("*.onnx"))
+    if not models:
+        from models import overflow_layernorm_model
+
+        tmp = REPO / "bench" / "results" / "overflow_layernorm.onnx"
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(overflow_layernorm_model(), tmp)
+        models = [tmp]
+    print(f"atol={args.atol:g} rtol={args.rtol:g} repeats={args.repeats}")
+    print(
+        f"{'model':<28} {'tool':<26} {'fp16 FLOPs':>7} {'casts':>6} {'err calib':>10} {'err held':>10} "
+        f"{'inf/NaN':>8} {'ok':>5} {'median s':>9}"
+    )
+    rows = []
+    for path in models:
+        for row in run_model(path, args.atol, args.rtol, args.repeats):
+            print(_fmt(row), flush=True)
+            rows.append(row)
+    by_model = {}
+    for row in rows:
+        by_model.setdefault(row["model"], {})[row["tool"]] = row
+    speedups = []
+    for model, tools in by_model.items():
+        ours, amp = tools.get("to-fp16 (ours)"), tools.get("auto_mixed_precision")
+        if ours and amp and "seconds_median" in ours and "seconds_median" in amp:
+            speedups.append(amp["seconds_median"] / ours["seconds_median"])
+            print(f"{model}: auto_mixed_precision time / to-fp16 time = {speedups[-1]:.1f}x")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "date": time.strftime("%Y-%m-%d"),
+                "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+                "atol": args.atol,
+                "rtol": args.rtol,
+                "repeats": args.repeats,
+                "rows": rows,
+                "speedup_vs_auto_mixed_precision": speedups,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
