@@ -75,32 +75,38 @@ def to_low_precision(
     overflow = _overflowing(index, measured.max_abs, convertible, low, range_margin)
     low_nodes = {name for name in convertible if name not in overflow}
 
-    phase = time.perf_counter()
-    emulator = Emulator(model, index, sorted(low_nodes), keep_io_types, chunk)
-    try:
-        result = search(index, emulator, reference_session, batches, measured.reference, low_nodes, atol, rtol)
-    except ToleranceError as err:
-        raise PrecisionError(str(err)) from None
-    report.seconds["search"] = time.perf_counter() - phase
-    low_nodes = result.low_nodes
-    movable = {name for name in low_nodes if index.by_name[name].op in DATA_MOVEMENT_OPS}
-    joined = smooth_islands(index, low_nodes, movable, keep_io_types)
-    low_nodes -= joined
-
-    phase = time.perf_counter()
-    converted = convert(model, index, low_nodes, keep_io_types)
-    verdict = _validate(converted, batches, measured.reference, atol, rtol)
-    if not verdict.ok:
-        raise PrecisionError(
-            f"internal error: the written model misses the tolerance that its emulation met: {verdict.worst.describe()}"
+    def write(chosen):
+        joined = smooth_islands(
+            index, chosen, {name for name in chosen if index.by_name[name].op in DATA_MOVEMENT_OPS}, keep_io_types
         )
-    report.seconds["write_and_validate"] = time.perf_counter() - phase
+        converted = convert(model, index, chosen - joined, keep_io_types)
+        return chosen - joined, joined, converted, _validate(converted, batches, measured.reference, atol, rtol)
+
+    # The written model is judged first: most models need no search, and then no emulation model is built.
+    phase = time.perf_counter()
+    low_nodes, joined, converted, verdict = write(low_nodes)
+    blamed, trials = {}, 1
+    if not verdict.ok:
+        emulator = Emulator(model, index, sorted(low_nodes), keep_io_types, chunk)
+        try:
+            result = search(index, emulator, reference_session, batches, measured.reference, low_nodes, atol, rtol)
+        except ToleranceError as err:
+            raise PrecisionError(str(err)) from None
+        blamed, trials = result.blamed, trials + emulator.runs
+        low_nodes, joined, converted, verdict = write(result.low_nodes)
+        trials += 1
+        if not verdict.ok:
+            raise PrecisionError(
+                "internal error: the written model misses the tolerance that its emulation met: "
+                f"{verdict.worst.describe()}"
+            )
+    report.seconds["search_and_write"] = time.perf_counter() - phase
     report.final_errors = [
         {"output": e.output, "max_abs_err": e.max_abs_err, "max_rel_err": e.max_rel_err, "nonfinite": e.nonfinite}
         for e in verdict.errors
     ]
-    report.trials = emulator.runs
-    _fill_decisions(report, index, measured, low_nodes, forced, overflow, result.blamed, joined)
+    report.trials = trials
+    _fill_decisions(report, index, measured, low_nodes, forced, overflow, blamed, joined)
     report.num_casts = sum(1 for n in converted.graph.node if n.op_type == "Cast") - sum(
         1 for n in model.graph.node if n.op_type == "Cast"
     )
@@ -202,7 +208,11 @@ def _fill_decisions(report, index, measured, low_nodes, forced, overflow, blamed
         if name in overflow:
             kind, detail = "overflow", overflow[name]
         elif name in blamed:
-            kind, detail = "error", f"adds {blamed[name]:.3g} of its outputs' scale in {report.dtype}"
+            kind = "error"
+            if blamed[name] > 0:
+                detail = f"adds {blamed[name]:.3g} of its outputs' scale in {report.dtype}"
+            else:
+                detail = f"writes the input of a node that amplifies {report.dtype} rounding"
         elif name in joined:
             kind, detail = "island", "data movement between FP32 nodes"
         elif name in forced:

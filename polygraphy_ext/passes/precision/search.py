@@ -51,33 +51,59 @@ def search(index, emulator, reference_session, batches, references, low_nodes: S
         worst_batch = _worst_batch(emulator, batches, references, low_nodes, atol, rtol)
         errors = tensor_errors(index, reference_session, emulator, batches[worst_batch], low_nodes)
         ranked = rank_nodes(index, errors, low_nodes)
+        scores = dict((name, score) for score, name in ranked)
         # A node that adds no error (a copy of an already rounded tensor) is never worth an FP32 island;
         # if every node that does add error in FP32 is not enough, the next round re-attributes.
         last_round = round_index == _ROUNDS - 1
         names = [name for score, name in ranked if score > 0 and not last_round] or [name for _, name in ranked]
-        scores = dict((name, score) for score, name in ranked)
-        if not last_round and not evaluate(emulator, batches, references, low_nodes - set(names), atol, rtol).ok:
-            blamed.update((name, scores[name]) for name in names)
-            low_nodes -= set(names)
+        groups = _with_producers(index, names, low_nodes)
+        everything = set().union(*groups) if groups else set()
+        if not last_round and not evaluate(emulator, batches, references, low_nodes - everything, atol, rtol).ok:
+            blamed.update((name, scores.get(name, 0.0)) for name in everything)
+            low_nodes -= everything
             continue
-        lo, hi = 1, len(names)
-        # Smallest k whose top-k in FP32 meets the tolerance (all of them do: checked above, or, in the last
-        # round, every low node in FP32 is the baseline).
+        lo, hi = 1, len(groups)
+        # Smallest k whose top-k groups in FP32 meet the tolerance (all of them do: checked above, or, in the
+        # last round, every low node in FP32 is the baseline).
         while lo < hi:
             mid = (lo + hi) // 2
-            if evaluate(emulator, batches, references, low_nodes - set(names[:mid]), atol, rtol).ok:
+            if evaluate(emulator, batches, references, low_nodes - set().union(*groups[:mid]), atol, rtol).ok:
                 hi = mid
             else:
                 lo = mid + 1
-        chosen = names[:hi]
+        chosen = [name for group in groups[:hi] for name in group]
         chosen = _prune(emulator, batches, references, low_nodes, chosen, atol, rtol)
         for name in chosen:
-            blamed[name] = scores[name]
+            blamed[name] = scores.get(name, 0.0)
         low_nodes -= set(chosen)
         verdict = evaluate(emulator, batches, references, low_nodes, atol, rtol)
         if verdict.ok:
             return SearchResult(low_nodes, blamed, verdict)
     raise ToleranceError(f"no FP32 island meets the tolerance: {verdict.worst.describe()}")
+
+
+def _with_producers(index, names: List[str], low_nodes: Set[str]) -> List[List[str]]:
+    """One group per blamed node: the node and the low nodes writing its activation inputs, not yet taken.
+
+    A node that amplifies error (x - mean(x) on rows with a large mean) is blamed, but in FP32 it still reads
+    its inputs rounded to 16 bits; only with their writers in FP32 does the amplified error go away.
+    """
+    taken: Set[str] = set()
+    groups = []
+    for name in names:
+        info = index.by_name[name]
+        group = [name] if name not in taken else []
+        for tensor in info.float_inputs():
+            producer = index.producer.get(tensor)
+            if producer is None:
+                continue
+            writer = index.nodes[producer[0]].name
+            if writer in low_nodes and writer not in taken and writer not in group:
+                group.append(writer)
+        if group:
+            taken.update(group)
+            groups.append(group)
+    return groups
 
 
 def _worst_batch(emulator, batches, references, low_nodes, atol, rtol) -> int:

@@ -37,8 +37,8 @@ def _as_float(tensor: onnx.TensorProto) -> onnx.TensorProto:
 def storage_rounded(model: onnx.ModelProto) -> onnx.ModelProto:
     """An FP32 copy of ``model`` that rounds every 16-bit tensor through its type; same input/output names.
 
-    16-bit graph inputs stay 16-bit (the caller feeds what the model takes); outputs become FP32 (their values
-    are the 16-bit ones).
+    16-bit graph inputs and outputs become FP32: inputs are rounded to their 16-bit type on entry, outputs carry
+    16-bit values.
     """
     types = _tensor_types(model)
     out = onnx.ModelProto()
@@ -65,10 +65,12 @@ def storage_rounded(model: onnx.ModelProto) -> onnx.ModelProto:
     nodes = []
     renamed_inputs = {}
     for value in graph.input:
-        if types.get(value.name) in LOW_TYPES and value.name not in {i.name for i in graph.initializer}:
+        low = types.get(value.name)
+        if low in LOW_TYPES and value.name not in {i.name for i in graph.initializer}:
             inner = fresh(value.name)
             renamed_inputs[value.name] = inner
-            nodes.append(helper.make_node("Cast", [value.name], [inner], to=FLOAT))
+            nodes.extend(round_trip(value.name, inner, low))
+            value.type.tensor_type.elem_type = FLOAT
     for init in graph.initializer:
         if init.data_type in LOW_TYPES:
             init.CopyFrom(_as_float(init))  # exact: the values are already 16-bit ones

@@ -190,3 +190,76 @@ def if_model():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, HIDDEN])],
         [w],
     )
+
+
+def transformer_stack_model(layers=6, hidden=64, ffn=256, offset=200.0, seed=0):
+    """Post-LN transformer encoder layers written out op by op (as TorchScript exports them), where each
+    LayerNorm input carries a large per-channel offset (``offset``: the "massive activations" of LLMs, removed
+    by the normalization): FP16 keeps numbers near 200 to 1/8, so the offset sum and the LayerNorm's mean
+    subtraction must stay FP32 for the output to be right, which no range check sees; the rest converts.
+    For the benchmark; tests use a layer or two."""
+    rng = np.random.default_rng(seed)
+    inits, nodes = [], []
+
+    def const(name, array):
+        inits.append(numpy_helper.from_array(np.asarray(array, np.float32), name))
+        return name
+
+    def node(op, inputs, name, **attrs):
+        nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
+        return name
+
+    const("two", 2.0)
+    const("eps", 1e-5)
+    const("half", 0.5)
+    const("one", 1.0)
+    const("inv_sqrt2", 1.0 / np.sqrt(2.0))
+    const("inv_sqrt_d", 1.0 / np.sqrt(hidden))
+
+    def layer_norm(prefix, value):
+        shifted = node("Add", [value, const(f"{prefix}_offset_value", offset + rng.standard_normal(hidden))], f"{prefix}_offset")
+        mean = node("ReduceMean", [shifted], f"{prefix}_mean", axes=[-1])
+        diff = node("Sub", [shifted, mean], f"{prefix}_sub")
+        square = node("Pow", [diff, "two"], f"{prefix}_pow")
+        var = node("ReduceMean", [square], f"{prefix}_var", axes=[-1])
+        std = node("Sqrt", [node("Add", [var, "eps"], f"{prefix}_add_eps")], f"{prefix}_sqrt")
+        normed = node("Div", [diff, std], f"{prefix}_div")
+        gamma = const(f"{prefix}_gamma", 1 + 0.1 * rng.standard_normal(hidden))
+        beta = const(f"{prefix}_beta", 0.1 * rng.standard_normal(hidden))
+        return node("Add", [node("Mul", [normed, gamma], f"{prefix}_scale"), beta], f"{prefix}_shift")
+
+    def linear(prefix, value, n_in, n_out):
+        w = const(f"{prefix}_w", rng.standard_normal((n_in, n_out)) / np.sqrt(n_in))
+        b = const(f"{prefix}_b", 0.02 * rng.standard_normal(n_out))
+        return node("Add", [node("MatMul", [value, w], f"{prefix}_matmul"), b], f"{prefix}_bias")
+
+    x = "x"
+    for i in range(layers):
+        p = f"l{i}"
+        q = linear(f"{p}_q", x, hidden, hidden)
+        k = linear(f"{p}_k", x, hidden, hidden)
+        v = linear(f"{p}_v", x, hidden, hidden)
+        kt = node("Transpose", [k], f"{p}_kt", perm=[0, 2, 1])
+        scores = node("Mul", [node("MatMul", [q, kt], f"{p}_scores"), "inv_sqrt_d"], f"{p}_scaled")
+        probs = node("Softmax", [scores], f"{p}_softmax", axis=-1)
+        attn = linear(f"{p}_o", node("MatMul", [probs, v], f"{p}_context"), hidden, hidden)
+        x = layer_norm(f"{p}_ln1", node("Add", [x, attn], f"{p}_residual1"))
+        h = linear(f"{p}_ffn1", x, hidden, ffn)
+        erf = node("Erf", [node("Mul", [h, "inv_sqrt2"], f"{p}_gelu_div")], f"{p}_gelu_erf")
+        gate = node("Add", [erf, "one"], f"{p}_gelu_add")
+        gelu = node("Mul", [node("Mul", [h, gate], f"{p}_gelu_mul"), "half"], f"{p}_gelu")
+        ffn_out = linear(f"{p}_ffn2", gelu, ffn, hidden)
+        x = layer_norm(f"{p}_ln2", node("Add", [x, ffn_out], f"{p}_residual2"))
+    nodes[-1].output[0] = "y"
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", hidden])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", hidden])],
+        inits,
+    )
+
+
+def sequence_batches(model, n=2, batch=2, seq=16, seed=0):
+    rng = np.random.default_rng(seed)
+    hidden = model.graph.input[0].type.tensor_type.shape.dim[2].dim_value
+    return [{"x": rng.standard_normal((batch, seq, hidden)).astype(np.float32)} for _ in range(n)]
