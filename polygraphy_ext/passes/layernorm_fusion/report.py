@@ -30,6 +30,7 @@ class FusionReport:
     candidates: List[Candidate] = field(default_factory=list)
     opset_before: Optional[int] = None
     opset_after: Optional[int] = None
+    opset_upgrade: Optional[object] = None  # opset_upgrade.UpgradeReport when the opset was raised
 
     @property
     def fused(self) -> List[Candidate]:
@@ -47,6 +48,7 @@ class FusionReport:
             "target": self.target,
             "opset_before": self.opset_before,
             "opset_after": self.opset_after,
+            "opset_upgrade": self.opset_upgrade.to_dict() if self.opset_upgrade is not None else None,
             "num_candidates": len(self.candidates),
             "num_fused": len(self.fused),
             "fused_by_op": dict(self.counts_by_op()),
@@ -58,7 +60,8 @@ class FusionReport:
         if self.fused:
             lines.append("  fused: " + ", ".join(f"{n} x {op}" for op, n in sorted(self.counts_by_op().items())))
         if self.opset_before != self.opset_after:
-            lines.append(f"  default-domain opset raised from {self.opset_before} to {self.opset_after}")
+            upgrade = f" ({self.opset_upgrade.summary()})" if self.opset_upgrade is not None else ""
+            lines.append(f"  default-domain opset raised from {self.opset_before} to {self.opset_after}{upgrade}")
         reasons = Counter(c.reason for c in self.rejected)
         for reason, n in reasons.most_common():
             anchors = [c.anchor for c in self.rejected if c.reason == reason][:3]
