@@ -14,4 +14,5 @@ TOOLS = [
 SURGEON_SUBTOOLS = [
     ("fuse-ln", "polygraphy_ext.tools.fuse_ln", "FuseLn"),
     ("align-dims", "polygraphy_ext.tools.align_dims", "AlignDims"),
+    ("to-fp16", "polygraphy_ext.tools.to_fp16", "ToFp16"),
 ]

@@ -35,6 +35,7 @@ class ConvertToMixedPrecision(BaseLoader):
         keep_fp32=None,
         keep_io_types=None,
         range_margin=None,
+        data_is_generated=None,
     ):
         """
         Args:
@@ -50,6 +51,8 @@ class ConvertToMixedPrecision(BaseLoader):
             keep_io_types (bool): Keep the model's FP32 inputs and outputs FP32. Defaults to True.
             range_margin (float): Keep FP32 any tensor whose measured max |x| times this exceeds the type's
                     largest finite value. Defaults to 2.
+            data_is_generated (bool): Whether ``data_loader`` generates inputs rather than reading real ones (the
+                    report then says ranges came from generated data). Defaults to ``data_loader is None``.
         """
         from polygraphy_ext.passes.precision.dtypes import DEFAULT_DTYPE, DEFAULT_RANGE_MARGIN
 
@@ -61,6 +64,7 @@ class ConvertToMixedPrecision(BaseLoader):
         self.keep_fp32 = list(util.default(keep_fp32, []))
         self.keep_io_types = util.default(keep_io_types, True)
         self.range_margin = util.default(range_margin, DEFAULT_RANGE_MARGIN)
+        self.data_is_generated = util.default(data_is_generated, data_loader is None)
         self._last = {}  # filled by each call: __call__ must not rebind attributes
 
     @property
@@ -104,12 +108,13 @@ class ConvertToMixedPrecision(BaseLoader):
         from polygraphy.comparator import DataLoader
         from polygraphy.exception import PolygraphyException
 
-        loader, default_data = self.data_loader, self.data_loader is None
+        loader, default_data = self.data_loader, self.data_is_generated
         if default_data:
             G_LOGGER.warning(
                 "to-fp16: measuring ranges on generated inputs; real data gives real ranges "
                 "(--data-loader-script / --load-inputs)"
             )
+        if loader is None:
             loader = DataLoader()
         metadata = get_input_metadata(model.graph)
         with contextlib.suppress(AttributeError):
