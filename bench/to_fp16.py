@@ -30,6 +30,8 @@ import onnx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "passes" / "to_fp16"))
 
+from feeds import export_shapes, make_feeds  # noqa: E402  (tests/passes/to_fp16/feeds.py)
+
 GEMM_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
 
 
@@ -37,54 +39,6 @@ def _session(model):
     from polygraphy_ext.passes.precision.measure import ort_session
 
     return ort_session(model)
-
-
-def _index_bound(model, name):
-    """Exclusive upper bound for integer input ``name``: the row count of a table it indexes, else 2."""
-    inits = {i.name: i for i in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Gather" and len(node.input) > 1 and node.input[1] == name and node.input[0] in inits:
-            axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
-            return int(inits[node.input[0]].dims[axis])
-    return 2
-
-
-def export_shapes(path):
-    """Input shapes the corpus manifest (tests/corpus/manifest.json) recorded for ``path``, if any: they satisfy
-    constraints no generic rule knows (GPT-2 past + sequence = mask length)."""
-    manifest = Path(path).resolve().parent.parent / "manifest.json"
-    if not manifest.is_file():
-        return {}
-    for record in json.loads(manifest.read_text()).get("files", []):
-        if record.get("file") == Path(path).name:
-            return record.get("export_shapes") or {}
-    return {}
-
-
-def make_feeds(model, seed, batch=2, seq=16, shapes=None):
-    rng = np.random.default_rng(seed)
-    inits = {i.name for i in model.graph.initializer}
-    feeds, params = {}, {}
-    for inp in model.graph.input:
-        if inp.name in inits:
-            continue
-        tt = inp.type.tensor_type
-        shape = list((shapes or {}).get(inp.name, []))
-        for i, dim in enumerate(tt.shape.dim if not shape else []):
-            # One value per symbolic dim name, so inputs that share a dim agree.
-            key = dim.dim_param or f"{inp.name}:{i}"
-            shape.append(dim.dim_value if dim.dim_value > 0 else params.setdefault(key, batch if i == 0 else seq))
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
-        if np.issubdtype(dtype, np.floating):
-            feeds[inp.name] = rng.standard_normal(shape).astype(dtype)
-        elif "mask" in inp.name.lower():
-            mask = np.ones(shape, dtype)
-            if mask.ndim >= 2:
-                mask[-1, ..., shape[-1] // 2 :] = 0  # one padded sequence: the mask path is exercised
-            feeds[inp.name] = mask
-        else:
-            feeds[inp.name] = rng.integers(0, _index_bound(model, inp.name), size=shape).astype(dtype)
-    return feeds
 
 
 def _gemm_flops(model, shapes):
@@ -110,7 +64,7 @@ def _tensor_shapes(model, feeds):
     from polygraphy_ext.passes.precision.measure import AllTensorsSession
 
     session = AllTensorsSession(model)
-    shapes = {}
+    shapes = {name: value.shape for name, value in feeds.items()}
     for names in session.chunks(session.intermediates):
         for name, value in session.run(names, feeds).items():
             shapes[name] = value.shape
@@ -216,6 +170,7 @@ def run_model(path, atol, rtol, repeats):
             rows.append(row)
             continue
         try:
+            _session(converted)  # the output itself must load, whatever the rounded copy below does
             errors = _errors(model, converted, [calib, held_out], atol, rtol)
         except Exception as err:
             row["failed"] = f"its output does not run in onnxruntime: {str(err).splitlines()[0][:160]}"

@@ -245,15 +245,17 @@ class PassSubtool(BaseSurgeonSubtool):
             G_LOGGER.info(f"Wrote report to {report_path}")
 
 
-def check_numerics(original, result, *, atol, rtol, noun="rewritten", data_dir=None):
-    """Fail (one line, nothing written) unless ``result`` computes what ``original`` does in onnxruntime."""
+def check_numerics(original, result, *, atol, rtol, noun="rewritten", data_dir=None, input_kinds=None):
+    """Fail (one line, nothing written) unless ``result`` computes what ``original`` does in onnxruntime
+    (on ``input_kinds`` of ``numerics.INPUT_KINDS``, default all)."""
     from polygraphy_ext.numerics import compare_models
 
     if data_dir is not None and (external_files(original) or external_files(result)):
         # onnxruntime needs every weight anyway; give it in-memory copies with the data loaded.
         original, result = _with_external_data(original, data_dir), _with_external_data(result, data_dir)
     try:
-        numeric = compare_models(original, result, atol=atol, rtol=rtol)
+        kinds = {} if input_kinds is None else {"input_kinds": input_kinds}
+        numeric = compare_models(original, result, atol=atol, rtol=rtol, **kinds)
     except ImportError as err:
         user_error(f"--check needs onnxruntime ({one_line(err)}): pip install onnxruntime")
     except Exception as err:

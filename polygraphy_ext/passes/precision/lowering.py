@@ -75,10 +75,11 @@ def to_low_precision(
     overflow = _overflowing(index, measured.max_abs, convertible, low, range_margin)
     low_nodes = {name for name in convertible if name not in overflow}
 
-    def write(chosen):
-        joined = smooth_islands(
-            index, chosen, {name for name in chosen if index.by_name[name].op in DATA_MOVEMENT_OPS}, keep_io_types
-        )
+    def write(chosen, smooth=True):
+        joined = set()
+        if smooth:
+            movable = {name for name in chosen if index.by_name[name].op in DATA_MOVEMENT_OPS}
+            joined = smooth_islands(index, chosen, movable, keep_io_types)
         converted = convert(model, index, chosen - joined, keep_io_types)
         return chosen - joined, joined, converted, _validate(converted, batches, measured.reference, atol, rtol)
 
@@ -95,6 +96,11 @@ def to_low_precision(
         blamed, trials = result.blamed, trials + emulator.runs
         low_nodes, joined, converted, verdict = write(result.low_nodes)
         trials += 1
+        if not verdict.ok and joined:
+            # Fewer roundings can still land on the wrong side of a tolerance met by a hair: write exactly
+            # the set the emulation accepted.
+            low_nodes, joined, converted, verdict = write(result.low_nodes, smooth=False)
+            trials += 1
         if not verdict.ok:
             raise PrecisionError(
                 "internal error: the written model misses the tolerance that its emulation met: "
