@@ -12,6 +12,7 @@ class LowType:
     onnx_type: int
     type_str: str  # as in ONNX schemas' type constraints
     max_finite: float
+    min_positive: float  # smallest positive (subnormal) value: anything under half of it rounds to 0
     # Elementwise tolerances that a model's outputs are held to by default: about 20 rounding steps of the
     # type's unit roundoff, what a few dozen layers of storage rounding accumulate on well-scaled outputs.
     default_atol: float
@@ -32,8 +33,8 @@ class LowType:
 
 
 LOW_TYPES = {
-    "fp16": LowType("fp16", TensorProto.FLOAT16, "tensor(float16)", 65504.0, 1e-2, 1e-2, 1),
-    "bf16": LowType("bf16", TensorProto.BFLOAT16, "tensor(bfloat16)", 3.3895313892515355e38, 5e-2, 5e-2, 13),
+    "fp16": LowType("fp16", TensorProto.FLOAT16, "tensor(float16)", 65504.0, 2.0**-24, 1e-2, 1e-2, 1),
+    "bf16": LowType("bf16", TensorProto.BFLOAT16, "tensor(bfloat16)", 3.3895313892515355e38, 2.0**-133, 5e-2, 5e-2, 13),
 }
 DEFAULT_DTYPE = "fp16"
 # A tensor is kept FP32 when its measured max |value| times this margin exceeds the type's largest finite

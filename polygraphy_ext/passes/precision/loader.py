@@ -52,7 +52,8 @@ class ConvertToMixedPrecision(BaseLoader):
             range_margin (float): Keep FP32 any tensor whose measured max |x| times this exceeds the type's
                     largest finite value. Defaults to 2.
             data_is_generated (bool): Whether ``data_loader`` generates inputs rather than reading real ones (the
-                    report then says ranges came from generated data). Defaults to ``data_loader is None``.
+                    report then says ranges came from generated data). Defaults to True for None and Polygraphy's
+                    ``DataLoader``, False for anything else.
         """
         from polygraphy_ext.passes.precision.dtypes import DEFAULT_DTYPE, DEFAULT_RANGE_MARGIN
 
@@ -64,7 +65,11 @@ class ConvertToMixedPrecision(BaseLoader):
         self.keep_fp32 = list(util.default(keep_fp32, []))
         self.keep_io_types = util.default(keep_io_types, True)
         self.range_margin = util.default(range_margin, DEFAULT_RANGE_MARGIN)
-        self.data_is_generated = util.default(data_is_generated, data_loader is None)
+        if data_is_generated is None:
+            from polygraphy.comparator import DataLoader
+
+            data_is_generated = data_loader is None or isinstance(data_loader, DataLoader)
+        self.data_is_generated = data_is_generated
         self._last = {}  # filled by each call: __call__ must not rebind attributes
 
     @property

@@ -73,7 +73,8 @@ def to_low_precision(
         1 for info in index.nodes if info.op != "Constant" and (info.float_inputs() or info.float_outputs())
     )
     overflow = _overflowing(index, measured.max_abs, convertible, low, range_margin)
-    low_nodes = {name for name in convertible if name not in overflow}
+    underflow = _underflowing_constants(index, [n for n in convertible if n not in overflow], low)
+    low_nodes = {name for name in convertible if name not in overflow and name not in underflow}
 
     def write(chosen, smooth=True):
         joined = set()
@@ -112,7 +113,7 @@ def to_low_precision(
         for e in verdict.errors
     ]
     report.trials = trials
-    _fill_decisions(report, index, measured, low_nodes, forced, overflow, blamed, joined)
+    _fill_decisions(report, index, measured, low_nodes, forced, overflow, underflow, blamed, joined)
     report.num_casts = sum(1 for n in converted.graph.node if n.op_type == "Cast") - sum(
         1 for n in model.graph.node if n.op_type == "Cast"
     )
@@ -164,6 +165,47 @@ def _overflowing(index: ModelIndex, max_abs: Dict[str, float], names: List[str],
     return found
 
 
+# Constants larger than this are weights: a tiny weight flushed to 0 changes little, an epsilon flushed to 0
+# turns x / sqrt(var + eps) into a division by zero on constant rows.
+_SMALL_CONSTANT = 16
+
+
+def _underflowing_constants(index: ModelIndex, names: List[str], low) -> Dict[str, str]:
+    """Nodes reading a small constant with a nonzero value that the low type rounds to 0 (BERT's eps of 1e-12)."""
+    found = {}
+    for name in names:
+        info = index.by_name[name]
+        for tensor in info.float_inputs():
+            values = _small_constant(index, tensor)
+            if values is None:
+                continue
+            tiny = values[(values != 0) & (np.abs(values) < low.min_positive / 2)]
+            if tiny.size:
+                found[name] = f"constant '{tensor}' = {float(tiny.flat[0]):.3g} is 0 in {low.name}"
+                break
+    return found
+
+
+def _small_constant(index: ModelIndex, name: str):
+    if name in index.initializers:
+        tensor = index.initializers[name]
+    elif name in index.producer and index.nodes[index.producer[name][0]].op == "Constant":
+        attrs = {a.name: a for a in index.nodes[index.producer[name][0]].node.attribute}
+        if "value" in attrs:
+            tensor = attrs["value"].t
+        elif "value_float" in attrs:
+            return np.array([attrs["value_float"].f], np.float32)
+        elif "value_floats" in attrs:
+            return np.array(list(attrs["value_floats"].floats), np.float32)
+        else:
+            return None
+    else:
+        return None
+    if int(np.prod(tensor.dims)) > _SMALL_CONSTANT or tensor.data_location == onnx.TensorProto.EXTERNAL:
+        return None
+    return onnx.numpy_helper.to_array(tensor).astype(np.float64)
+
+
 def _validate(converted, batches, references, atol, rtol):
     """Run the written model with every 16-bit tensor rounded (storage_rounding.py) and judge it."""
     session = ort_session(storage_rounded(converted))
@@ -203,7 +245,7 @@ def _node_flops(index: ModelIndex, info, shapes) -> int:
     return 0
 
 
-def _fill_decisions(report, index, measured, low_nodes, forced, overflow, blamed, joined):
+def _fill_decisions(report, index, measured, low_nodes, forced, overflow, underflow, blamed, joined):
     flops = {info.name: _node_flops(index, info, measured.shapes) for info in index.nodes}
     report.total_gemm_flops = sum(flops.values())
     report.low_nodes = [info.name for info in index.nodes if info.name in low_nodes]
@@ -213,6 +255,8 @@ def _fill_decisions(report, index, measured, low_nodes, forced, overflow, blamed
             continue
         if name in overflow:
             kind, detail = "overflow", overflow[name]
+        elif name in underflow:
+            kind, detail = "underflow", underflow[name]
         elif name in blamed:
             kind = "error"
             if blamed[name] > 0:

@@ -12,7 +12,7 @@ GEMM_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose", "MatMulInteger", "Einsum"
 class Fp32Node:
     name: str
     op: str
-    reason: str  # overflow | error | semantics | request | island (data movement joined to its neighbours)
+    reason: str  # overflow | underflow | error | semantics | request | island (copies joined to their neighbours)
     detail: str
     flops: int = 0
 

@@ -263,3 +263,41 @@ def sequence_batches(model, n=2, batch=2, seq=16, seed=0):
     rng = np.random.default_rng(seed)
     hidden = model.graph.input[0].type.tensor_type.shape.dim[2].dim_value
     return [{"x": rng.standard_normal((batch, seq, hidden)).astype(np.float32)} for _ in range(n)]
+
+
+def tiny_epsilon_layernorm_model(seed=0):
+    """A decomposed LayerNorm with BERT's eps of 1e-12, which is 0 in FP16: on a constant row (padding) the
+    variance is 0, and 0 / sqrt(0 + 0) is NaN."""
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((HIDDEN, HIDDEN)) / np.sqrt(HIDDEN)).astype(np.float32)
+    inits = [
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(np.array(1e-12, np.float32), "eps"),
+    ]
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["mean"], name="mean", axes=[-1]),
+        helper.make_node("Sub", ["x", "mean"], ["d"], name="sub"),
+        helper.make_node("Mul", ["d", "d"], ["d2"], name="square"),
+        helper.make_node("ReduceMean", ["d2"], ["var"], name="var", axes=[-1]),
+        helper.make_node("Add", ["var", "eps"], ["var_eps"], name="add_eps"),
+        helper.make_node("Sqrt", ["var_eps"], ["std"], name="sqrt"),
+        helper.make_node("Div", ["d", "std"], ["normed"], name="div"),
+        helper.make_node("MatMul", ["normed", "w"], ["y"], name="proj"),
+    ]
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", HIDDEN])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", HIDDEN])],
+        inits,
+    )
+
+
+def padded_batches(n=2, rows=8, seed=0):
+    """Rows of noise, the last one constant (a padding row)."""
+    rng = np.random.default_rng(seed)
+    batches = []
+    for _ in range(n):
+        x = rng.standard_normal((rows, HIDDEN)).astype(np.float32)
+        x[-1] = 0.5
+        batches.append({"x": x})
+    return batches

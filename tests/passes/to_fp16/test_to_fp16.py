@@ -16,6 +16,8 @@ from models import (
     masked_attention_batches,
     masked_attention_model,
     overflow_layernorm_model,
+    padded_batches,
+    tiny_epsilon_layernorm_model,
 )
 from tolerance_view import judge_outputs
 
@@ -100,6 +102,19 @@ def test_attention_mask_of_float32_min_stays_fp32_without_nan():
     assert reasons["mask_bias"] == "semantics"
     assert {"q", "k", "v", "scores", "context"} <= set(report.low_nodes)
     for verdict in _verdicts(model, converted, batches + masked_attention_batches(n=1, seed=3)):
+        assert verdict["ok"] and verdict["nonfinite"] == 0, verdict
+
+
+def test_an_epsilon_that_is_zero_in_fp16_keeps_its_add_fp32_and_no_nan():
+    model = tiny_epsilon_layernorm_model()
+    batches = padded_batches()
+    blind = _verdicts(model, _all_low(model, batches), batches)
+    assert all(v["nonfinite"] > 0 for v in blind), "0 / sqrt(0 + 0) on the padding row must be NaN when blind"
+    converted, report = to_low_precision(model, batches)
+    reasons = {n.name: n.reason for n in report.fp32_nodes}
+    assert reasons["add_eps"] == "underflow"
+    assert "proj" in report.low_nodes
+    for verdict in _verdicts(model, converted, batches + padded_batches(n=1, seed=5)):
         assert verdict["ok"] and verdict["nonfinite"] == 0, verdict
 
 
