@@ -4,7 +4,6 @@ meets the tolerance on the data it measured and stays close on other data, and t
 import sys
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 

@@ -1,7 +1,7 @@
 """Which low-precision nodes cause the output error: one emulated run with every tensor fetched, compared
 with the FP32 reference tensor by tensor; a node is blamed for the error its outputs add to its inputs'."""
 
-from typing import Dict, List, Sequence, Set
+from typing import Dict, List, Set
 
 import numpy as np
 

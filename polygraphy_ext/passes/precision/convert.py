@@ -16,64 +16,57 @@ def tensor_types(index: ModelIndex, low_nodes: Set[str], keep_io_types: bool):
 
     Graph outputs count as readers; a subgraph reading an outer tensor needs FP32 (its node is FP32).
     """
-    low = index.low.onnx_type
-    wants: Dict[str, Set[int]] = {}
-    for name in index.float_tensors:
-        needed = set()
-        for node_index, pos in index.consumers.get(name, ()):
-            info = index.nodes[node_index]
-            needed.add(low if info.name in low_nodes and pos in info.low_inputs else FLOAT)
-        if name in index.graph_outputs:
-            needed.add(FLOAT if keep_io_types else low)
-        wants[name] = needed
-    home: Dict[str, int] = {}
-    for name in index.float_tensors:
-        if name in index.producer:
-            node_index, pos = index.producer[name]
-            info = index.nodes[node_index]
-            if info.op == "Constant":
-                home[name] = low if wants[name] == {low} else FLOAT
-            else:
-                home[name] = low if info.name in low_nodes and pos in info.low_outputs else FLOAT
-        elif name in index.initializers:
-            home[name] = low if wants[name] == {low} else FLOAT
-        else:  # a graph input
-            home[name] = FLOAT if keep_io_types else low
+    wants = {name: _wants(index, low_nodes, name, keep_io_types) for name in index.float_tensors}
+    home = {name: _home(index, low_nodes, name, keep_io_types, wants[name]) for name in index.float_tensors}
     return home, wants
 
 
+def _wants(index: ModelIndex, low_nodes: Set[str], name: str, keep_io_types: bool) -> Set[int]:
+    low = index.low.onnx_type
+    needed = set()
+    for node_index, pos in index.consumers.get(name, ()):
+        info = index.nodes[node_index]
+        needed.add(low if info.name in low_nodes and pos in info.low_inputs else FLOAT)
+    if name in index.graph_outputs:
+        needed.add(FLOAT if keep_io_types else low)
+    return needed
+
+
+def _home(index: ModelIndex, low_nodes: Set[str], name: str, keep_io_types: bool, wants: Set[int]) -> int:
+    low = index.low.onnx_type
+    if name in index.producer:
+        node_index, pos = index.producer[name]
+        info = index.nodes[node_index]
+        if info.op == "Constant":  # like a weight: stored in the type every reader takes, else FP32
+            return low if wants == {low} else FLOAT
+        return low if info.name in low_nodes and pos in info.low_outputs else FLOAT
+    if name in index.initializers:
+        return low if wants == {low} else FLOAT
+    return FLOAT if keep_io_types else low  # a graph input
+
+
 def smooth_islands(index: ModelIndex, low_nodes: Set[str], movable: Set[str], keep_io_types: bool) -> Set[str]:
-    """Names in ``movable`` (data-movement nodes in ``low_nodes``) that sit between FP32 readers and writers only:
-    converting them would only add a Cast pair around a copy."""
-    moved: Set[str] = set()
-    changed = True
+    """Names in ``movable`` (copies among ``low_nodes``) that sit between FP32 writers and FP32 readers only:
+    converting them would only add a Cast pair around a copy. Repeated until nothing moves (a chain of copies
+    joins from its FP32 end)."""
     current = set(low_nodes)
+    moved: Set[str] = set()
+
+    def fp32_home(tensor):
+        return _home(index, current, tensor, keep_io_types, _wants(index, current, tensor, keep_io_types)) == FLOAT
+
+    changed = True
     while changed:
         changed = False
-        home, wants = tensor_types(index, current, keep_io_types)
-        for name in sorted(movable & current):
+        for name in sorted(movable - moved):
             info = index.by_name[name]
-            ins = [t for t in info.float_inputs() if t in home]
-            outs = [t for t in info.float_outputs() if t in home]
-            low = index.low.onnx_type
-            if all(home[t] == FLOAT for t in ins) and all(
-                _readers_except(index, current, t, info.index, keep_io_types) <= {FLOAT} for t in outs
+            if all(fp32_home(t) for t in info.float_inputs()) and all(
+                _wants(index, current, t, keep_io_types) <= {FLOAT} for t in info.float_outputs()
             ):
                 current.discard(name)
                 moved.add(name)
                 changed = True
-                break
     return moved
-
-
-def _readers_except(index, low_nodes, name, skip_index, keep_io_types):
-    needed = set()
-    for node_index, pos in index.consumers.get(name, ()):
-        info = index.nodes[node_index]
-        needed.add(index.low.onnx_type if info.name in low_nodes and pos in info.low_inputs else FLOAT)
-    if name in index.graph_outputs:
-        needed.add(FLOAT if keep_io_types else index.low.onnx_type)
-    return needed
 
 
 class _Names:

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 
 from polygraphy_ext.passes.precision.convert import convert, smooth_islands
-from polygraphy_ext.passes.precision.dtypes import DEFAULT_DTYPE, DEFAULT_RANGE_MARGIN, FLOAT, LOW_TYPES, low_type
+from polygraphy_ext.passes.precision.dtypes import DEFAULT_DTYPE, DEFAULT_RANGE_MARGIN, FLOAT, low_type
 from polygraphy_ext.passes.precision.emulate import Emulator
 from polygraphy_ext.passes.precision.measure import DEFAULT_CHUNK, MeasureError, measure, ort_session
 from polygraphy_ext.passes.precision.model_index import ModelIndex, opset_of

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import onnx
 from onnx import defs
 
-from polygraphy_ext.passes.precision.dtypes import FLOAT, LowType
+from polygraphy_ext.passes.precision.dtypes import LowType
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 # Outputs whose type a schema ties to the node's computation precision rather than to its data: the

@@ -5,7 +5,7 @@ Every trial is one run of the emulation session (emulate.py); no model is rebuil
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Set
+from typing import Dict, List, Set
 
 from polygraphy_ext.passes.precision.attribution import rank_nodes, tensor_errors
 from polygraphy_ext.passes.precision.tolerance import Verdict, judge

@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import onnx
 import pytest
 from models import OVERFLOW_NODES, fp16_model, overflow_layernorm_model
