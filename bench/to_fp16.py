@@ -243,6 +243,7 @@ def _synthetic_models():
         "overflow_layernorm": synthetic.overflow_layernorm_model(),
         "cancellation": synthetic.cancellation_model(),
         "masked_attention": synthetic.masked_attention_model(),
+        "overflow_layernorm_x8": synthetic.overflow_layernorm_stack_model(blocks=8),
         "offset_layernorm_x2": synthetic.transformer_stack_model(layers=2),
         "offset_layernorm_x4": synthetic.transformer_stack_model(layers=4),
     }

@@ -124,7 +124,10 @@ def measure(model: onnx.ModelProto, batches: Sequence[dict], chunk: int = DEFAUL
                 for name, value in session.run(names, feeds).items():
                     found.update(name, value)
         except Exception as err:
-            raise MeasureError(f"onnxruntime cannot run the FP32 model on the given inputs: {_first_line(err)}") from None
+            raise MeasureError(
+                f"onnxruntime cannot run the FP32 model on the given inputs: {_first_line(err)} (give inputs the "
+                "model accepts: --val-range NAME:[LO,HI], --input-shapes, --data-loader-script)"
+            ) from None
     return found, session
 
 

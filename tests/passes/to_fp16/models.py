@@ -301,3 +301,64 @@ def padded_batches(n=2, rows=8, seed=0):
         x[-1] = 0.5
         batches.append({"x": x})
     return batches
+
+
+def overflow_layernorm_stack_model(blocks=8, scale=400.0, seed=0):
+    """``blocks`` residual blocks, each MatMul (activations of a few hundred) -> decomposed LayerNorm (squares and
+    variance overflow FP16) -> MatMul back to the stream: 4 overflowing nodes per block, everything else FP16-safe.
+    For the benchmark (a search over many nodes for bisection-based tools)."""
+    rng = np.random.default_rng(seed)
+    inits = [
+        numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+        numpy_helper.from_array(np.array(1e-5, np.float32), "eps"),
+    ]
+    nodes = []
+    x = "x"
+    for b in range(blocks):
+        p = f"b{b}"
+        for name, array in (
+            (f"{p}_w1", rng.standard_normal((HIDDEN, HIDDEN)) * scale / np.sqrt(HIDDEN)),
+            (f"{p}_w2", rng.standard_normal((HIDDEN, HIDDEN)) / np.sqrt(HIDDEN) / 4),
+            (f"{p}_gamma", 1.0 + 0.1 * rng.standard_normal(HIDDEN)),
+            (f"{p}_beta", 0.1 * rng.standard_normal(HIDDEN)),
+        ):
+            inits.append(numpy_helper.from_array(np.asarray(array, np.float32), name))
+        chain = [
+            ("MatMul", [x, f"{p}_w1"], "proj"),
+            ("ReduceMean", None, "ln_mean"),
+            ("Sub", None, "ln_sub"),
+            ("Pow", None, "ln_pow"),
+            ("ReduceMean", None, "ln_var"),
+            ("Add", None, "ln_add_eps"),
+            ("Sqrt", None, "ln_sqrt"),
+            ("Div", None, "ln_div"),
+            ("Mul", None, "ln_gamma"),
+            ("Add", None, "ln_beta"),
+            ("MatMul", None, "out"),
+            ("Add", None, "residual"),
+        ]
+        t = {name: f"{p}_{name}" for _, _, name in chain}
+        wiring = {
+            "ln_mean": [t["proj"]],
+            "ln_sub": [t["proj"], t["ln_mean"]],
+            "ln_pow": [t["ln_sub"], "two"],
+            "ln_var": [t["ln_pow"]],
+            "ln_add_eps": [t["ln_var"], "eps"],
+            "ln_sqrt": [t["ln_add_eps"]],
+            "ln_div": [t["ln_sub"], t["ln_sqrt"]],
+            "ln_gamma": [t["ln_div"], f"{p}_gamma"],
+            "ln_beta": [t["ln_gamma"], f"{p}_beta"],
+            "out": [t["ln_beta"], f"{p}_w2"],
+            "residual": [x, t["out"]],
+        }
+        for op, inputs, name in chain:
+            attrs = {"axes": [-1]} if op == "ReduceMean" else {}
+            nodes.append(helper.make_node(op, inputs or wiring[name], [t[name]], name=t[name], **attrs))
+        x = t["residual"]
+    nodes[-1].output[0] = "y"
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", HIDDEN])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", HIDDEN])],
+        inits,
+    )
