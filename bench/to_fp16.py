@@ -145,6 +145,44 @@ def _time_limit(seconds):
         signal.signal(signal.SIGALRM, previous)
 
 
+_AUTOCAST_SCRIPT = """
+import json, sys, time, warnings
+import numpy as np
+warnings.filterwarnings("ignore")
+from modelopt.onnx.autocast import convert_to_mixed_precision
+import onnx
+model_path, calib_path, out_path, repeats = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+times = []
+for _ in range(repeats):
+    begin = time.perf_counter()
+    converted = convert_to_mixed_precision(model_path, low_precision_type="fp16", keep_io_types=True,
+                                           calibration_data=calib_path)
+    times.append(time.perf_counter() - begin)
+onnx.save(converted, out_path)
+print(json.dumps(times))
+"""
+
+
+def _autocast(python, path, calib, repeats, limit_s):
+    """ModelOpt AutoCast (its defaults: data_max=512, init_max=65504) in its own environment, on the calibration
+    batch; returns the converted model and its conversion times, measured in that process."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        calib_path, out_path = Path(tmp) / "calib.npz", Path(tmp) / "out.onnx"
+        np.savez(calib_path, **calib)
+        proc = subprocess.run(
+            [python, "-c", _AUTOCAST_SCRIPT, str(path), str(calib_path), str(out_path), str(repeats)],
+            capture_output=True, text=True, timeout=limit_s * repeats + 60,
+        )
+        if proc.returncode != 0:
+            lines = [line for line in proc.stderr.splitlines() if line.strip()]
+            raise RuntimeError(lines[-1] if lines else f"exit code {proc.returncode}")
+        times = json.loads(proc.stdout.strip().splitlines()[-1])
+        return onnx.load(str(out_path)), times
+
+
 def _timed(fn, repeats, limit_s):
     times, result = [], None
     for _ in range(repeats):
@@ -155,7 +193,7 @@ def _timed(fn, repeats, limit_s):
     return result, statistics.median(times), times
 
 
-def run_model(path, atol, rtol, repeats, limit_s):
+def run_model(path, atol, rtol, repeats, limit_s, autocast_python=None, only=None):
     from onnxconverter_common import auto_mixed_precision, float16
 
     from polygraphy_ext.passes.precision import to_low_precision
@@ -181,12 +219,20 @@ def run_model(path, atol, rtol, repeats, limit_s):
         "amp, 16-bit storage": lambda: _amp_rounded(copy.deepcopy(model), calib, atol, rtol),
         "to-fp16 (ours)": lambda: to_low_precision(model, [calib], atol=atol, rtol=rtol)[0],
     }
+    if autocast_python:
+        tools["ModelOpt AutoCast"] = None
+    if only:
+        tools = {name: fn for name, fn in tools.items() if name in only}
     rows = []
     for tool, fn in tools.items():
         row = {"model": Path(path).name, "tool": tool}
         started = time.perf_counter()
         try:
-            converted, median_s, times = _timed(fn, repeats, limit_s)
+            if fn is None:
+                converted, times = _autocast(autocast_python, path, calib, repeats, limit_s)
+                median_s = statistics.median(times)
+            else:
+                converted, median_s, times = _timed(fn, repeats, limit_s)
         except _OutOfTime:
             row["failed"] = f"out of time: not done after {limit_s:g} s"
             row["seconds_median"] = row["out_of_time_after_s"] = limit_s
@@ -198,10 +244,15 @@ def run_model(path, atol, rtol, repeats, limit_s):
             rows.append(row)
             continue
         try:
-            _session(converted)  # the output itself must load, whatever the rounded copy below does
+            _session(converted)
+            row["loads_in_onnxruntime"] = True
+        except Exception as err:  # e.g. value_info left with the old types: TensorRT's parser may still take it
+            row["loads_in_onnxruntime"] = False
+            row["onnxruntime_error"] = str(err).splitlines()[0][:200]
+        try:
             errors = _errors(model, converted, [calib, held_out], atol, rtol)
         except Exception as err:
-            row["failed"] = f"its output does not run in onnxruntime: {str(err).splitlines()[0][:160]}"
+            row["failed"] = f"its output does not run, even retyped: {str(err).splitlines()[0][:160]}"
             row["seconds_median"] = median_s
             rows.append(row)
             continue
@@ -230,6 +281,7 @@ def _fmt(row):
         f"{row['model']:<30} {row['tool']:<24} {('n/a' if share is None else f'{share:6.1%}'):>7} "
         f"{row['casts_added']:>6} {row['max_abs_err_calib']:>10.3g} {row['max_abs_err_held_out']:>10.3g} "
         f"{row['nonfinite']:>8} {'yes' if row['meets_tolerance_held_out'] else 'NO':>5} {row['seconds_median']:>9.3f}"
+        + ("" if row["loads_in_onnxruntime"] else "  (fails onnxruntime's type check as written)")
     )
 
 
@@ -257,6 +309,13 @@ def _synthetic_models():
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", type=Path, help="Default: the synthetic models, then the corpus")
+    parser.add_argument(
+        "--autocast-python",
+        metavar="PYTHON",
+        help="Also run ModelOpt AutoCast with this interpreter (an environment with nvidia-modelopt[onnx]; it is "
+        "kept apart from the package's own)",
+    )
+    parser.add_argument("--only", nargs="+", metavar="TOOL", help="Run only these tools (names as in the table)")
     parser.add_argument("--synthetic-only", action="store_true", help="Only the synthetic failure models")
     parser.add_argument("--atol", type=float, default=1e-2)
     parser.add_argument("--rtol", type=float, default=1e-2)
@@ -276,7 +335,7 @@ def main():
     )
     rows = []
     for path in models:
-        for row in run_model(path, args.atol, args.rtol, args.repeats, args.limit):
+        for row in run_model(path, args.atol, args.rtol, args.repeats, args.limit, args.autocast_python, args.only):
             print(_fmt(row), flush=True)
             rows.append(row)
     by_model = {}
@@ -285,7 +344,7 @@ def main():
     speedups = []
     for model, tools in by_model.items():
         ours = tools.get("to-fp16 (ours)")
-        for name in ("auto_mixed_precision", "amp, 16-bit storage"):
+        for name in ("auto_mixed_precision", "amp, 16-bit storage", "ModelOpt AutoCast"):
             amp = tools.get(name)
             timed = amp and ("failed" not in amp or "out_of_time_after_s" in amp)
             if ours and "seconds_median" in ours and timed:

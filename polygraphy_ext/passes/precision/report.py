@@ -1,6 +1,7 @@
 """What to-fp16 decided, as data (``to_dict`` -> --report JSON), as a human summary, and in the formats of
 older tools: TensorRT 10 weak typing (``--layer-precisions``) and ModelOpt AutoCast (``nodes_to_exclude``)."""
 
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
@@ -64,8 +65,10 @@ class PrecisionReport:
         return {"fp16": "float16", "bf16": "bfloat16"}[self.dtype]
 
     def nodes_to_exclude(self) -> List[str]:
-        """ModelOpt AutoCast ``nodes_to_exclude``: every node this tool kept FP32."""
-        return [n.name for n in self.fp32_nodes]
+        """ModelOpt AutoCast ``nodes_to_exclude``: every node this tool kept FP32. AutoCast reads regular
+        expressions and ``re.match``es them (a prefix match): each name is escaped and anchored at its end, so
+        ``Add`` does not also exclude ``Add_1``."""
+        return [re.escape(n.name) + "$" for n in self.fp32_nodes]
 
     def to_dict(self) -> dict:
         share = self.low_gemm_share
