@@ -2,13 +2,16 @@
 
 Per model: `polygraphy convert --fp-to-fp16` (onnxconverter-common's convert_float_to_float16 with
 keep_io_types=True, which is what that flag runs), onnxconverter-common's auto_convert_mixed_precision at the
-same atol/rtol, and polygraphy-ext's to_low_precision. For each: share of MatMul/Gemm/Conv FLOPs in FP16,
-Casts added, max abs error and inf/NaN count vs FP32 on the calibration batch and on a held-out batch,
-whether the held-out error meets the tolerance, and the median wall time over --repeats runs.
+same atol/rtol (as shipped, and with its attempts judged with 16-bit storage), ModelOpt AutoCast when
+--autocast-python names an environment that has it, and polygraphy-ext's to_low_precision. For each: share of
+MatMul/Gemm/Conv FLOPs in FP16, Casts added, max abs error and inf/NaN count vs FP32 on the calibration batch and
+on a held-out batch (every output run with its 16-bit tensors rounded, as an engine stores them), whether the
+tolerance is met, and the median wall time over --repeats runs. Figures: docs/benchmarks.md.
 
     pip install onnxconverter-common   # bench only; not a dependency of the package
-    python bench/to_fp16.py --out bench/results/to_fp16.json                 # the corpus (tests/corpus/models)
+    python bench/to_fp16.py --repeats 3 --out bench/results/to_fp16.json    # synthetic models, then tests/corpus
     python bench/to_fp16.py --models a.onnx b.onnx --atol 1e-2 --rtol 1e-2
+    python bench/to_fp16.py --autocast-python /path/to/modelopt-venv/bin/python --only "ModelOpt AutoCast"
 """
 
 import argparse
