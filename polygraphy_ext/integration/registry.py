@@ -15,6 +15,7 @@ SURGEON_SUBTOOLS = [
     ("fuse-ln", "polygraphy_ext.tools.fuse_ln", "FuseLn"),
     ("align-dims", "polygraphy_ext.tools.align_dims", "AlignDims"),
     ("fuse-gelu", "polygraphy_ext.tools.fuse_gelu", "FuseGelu"),
+    ("to-fp16", "polygraphy_ext.tools.to_fp16", "ToFp16"),
 ]
 
 # (module, class name) -- argument groups `polygraphy run` gets through the polygraphy.run.plugins entry point:

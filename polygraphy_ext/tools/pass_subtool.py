@@ -60,6 +60,7 @@ class PassSubtool(BaseSurgeonSubtool):
     SHAPE_INFERENCE = True
     CHECK_ATOL = 1e-5
     CHECK_RTOL = 1e-5
+    CHECK_INPUT_KINDS = None  # generated --check rows (numerics.INPUT_KINDS); None: all of them
 
     def __init__(self):
         super().__init__(self.NAME)
@@ -259,7 +260,7 @@ class PassSubtool(BaseSurgeonSubtool):
         try:
             return [
                 (kind, generate_inputs(model, kind, seed=seed + index, shapes=shapes))
-                for index, kind in enumerate(INPUT_KINDS)
+                for index, kind in enumerate(self.CHECK_INPUT_KINDS or INPUT_KINDS)
             ]
         except (ValueError, TypeError) as err:
             user_error(f"--check cannot generate inputs: {one_line(err)}")
