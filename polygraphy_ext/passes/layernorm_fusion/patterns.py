@@ -10,7 +10,7 @@ to this one but cannot be fused exactly.
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import onnx_graphsurgeon as gs
@@ -22,11 +22,11 @@ from polygraphy_ext.passes.layernorm_fusion.matching import (
     Reject,
     check_interior,
     is_onnx_node,
-    normalized_dims,
     trailing_axes_count,
 )
 from polygraphy_ext.passes.layernorm_fusion.stages import (
     PatternBuilder,
+    ScalarFill,
     affine_tail,
     centered_numerator,
     constant_operand,
@@ -37,6 +37,10 @@ from polygraphy_ext.passes.layernorm_fusion.stages import (
     reduce_block,
     square_base,
 )
+
+
+# A gamma/beta: a constant of the normalized shape, one value filled at run time, or a tensor used as it is.
+Affine = Union[np.ndarray, ScalarFill, gs.Tensor]
 
 
 @dataclass
@@ -59,38 +63,66 @@ class NormMatch:
     output: gs.Tensor
     k: int
     epsilon: float
-    gamma: Optional[np.ndarray]
-    beta: Optional[np.ndarray]
+    gamma: Optional[Affine]
+    beta: Optional[Affine]
     nodes: Dict[int, gs.Node]
     compute_dtype: np.dtype
     output_dtype: np.dtype
     notes: List[str] = field(default_factory=list)
     skip: Optional[SkipMatch] = None
+    dims: Optional[Tuple[int, ...]] = None  # the normalized dims' sizes, None when only known at run time
+    proofs: List[str] = field(default_factory=list)
+    extra_outputs: Dict[str, gs.Tensor] = field(default_factory=dict)  # "mean" / "inv_std" kept in use
+    stats_dtype: Optional[np.dtype] = None  # the type the original computed its variance in
+    graph: Optional[gs.Graph] = None  # the (sub)graph the chain lives in
 
     @property
     def axis(self) -> int:
         return -self.k
 
 
+def fitted_dims(*params) -> Optional[Tuple[int, ...]]:
+    """A constant gamma/beta is expanded to exactly the normalized dims: its shape is their proven size."""
+    return next((tuple(p.shape) for p in params if isinstance(p, np.ndarray)), None)
+
+
+# LayerNormalization's optional outputs (stash_type=1: float32), by the role of the chain tensor they replace.
+OPTIONAL_OUTPUT_NAMES = {"mean": "Mean", "inv_std": "InvStdDev"}
+
+
 def _finish(b: PatternBuilder, pattern, kind, x, output, k, epsilon, gamma, beta, last_cast) -> NormMatch:
     view = b.view
-    check_interior(view, b.nodes, output, b.roles)
-    if gamma is None and normalized_dims(x, k) is None:
-        # LayerNormalization / RMSNormalization and the plugins all take a scale input; without static
-        # normalized dims there is no all-ones constant to give them.
-        raise Reject("there is no scale and the normalized dims of the input are unknown (run shape inference)")
+    if kind == "LayerNorm":
+        for role, tensor in b.optional_outputs.items():
+            if view.is_graph_output(tensor) or any(id(c) not in b.nodes for c in tensor.outputs):
+                b.extra_outputs[role] = tensor
+    check_interior(view, b.nodes, output, b.roles, extra_outputs=b.extra_outputs.values())
+    dims = b.normalized_dims(x, k) or fitted_dims(gamma, beta)
+    if gamma is None and dims is None:
+        b.note_proof("no scale and the normalized dims are known only at run time: the all-ones scale is built "
+                     "from Shape(x) in the graph")
     compute = view.dtype(x)
     if compute is None:
         raise Reject(f"the dtype of the input {x.name} is unknown (run shape inference)")
     if compute not in FLOAT_DTYPES:
         # Integer chains truncate at every step; the fused ops are defined for float inputs only.
         raise Reject(f"the input {x.name} has dtype {compute}, not a float type")
+    for role, tensor in b.extra_outputs.items():
+        dtype = view.dtype(tensor)
+        if dtype != np.float32 or compute == np.float64:
+            raise Reject(
+                f"{role.replace('_', ' ')} ({tensor.name}) is used outside the chain and is {dtype}, but "
+                f"LayerNormalization's {OPTIONAL_OUTPUT_NAMES[role]} output of a {compute} input is float32"
+            )
     out = view.dtype(output)
     if out is None:
         out = view.dtype(last_cast.outputs[0]) if last_cast is not None else compute
+    stats = view.dtype(b.anchor.outputs[0]) or compute
     if any(node.op == "Cast" for node in b.nodes.values()):
-        b.notes.append(f"Casts inside the chain are dropped; the fused op computes in {compute} and outputs {out}")
-    return NormMatch(pattern, kind, b.anchor, x, output, k, epsilon, gamma, beta, b.nodes, compute, out, b.notes)
+        b.notes.append(f"Casts inside the chain are dropped; the fused op takes {compute} and outputs {out}")
+    match = NormMatch(pattern, kind, b.anchor, x, output, k, epsilon, gamma, beta, b.nodes, compute, out, b.notes)
+    match.dims, match.proofs, match.extra_outputs, match.stats_dtype = dims, b.proofs, b.extra_outputs, stats
+    return match
 
 
 def _centered_front(b: PatternBuilder):
@@ -198,7 +230,7 @@ class FoldedGammaLayerNorm:
             raise Reject(f"x * k feeds {combine.op}, expected Add(x * k, beta - mean * k)")
         b.add(combine)
         output = combine.outputs[0]
-        if gamma is not None and not np.all(np.isfinite(gamma)):
+        if isinstance(gamma, np.ndarray) and not np.all(np.isfinite(gamma)):
             raise Reject("folded gamma has non-finite values")
         return _finish(b, FoldedGammaLayerNorm.name, "LayerNorm", x, output, k, inv.epsilon, gamma, beta, None)
 
@@ -279,6 +311,10 @@ class RMSNormChain:
 PATTERNS = (LayerNormChain, FoldedGammaLayerNorm, MomentsLayerNorm, RMSNormChain)
 
 
+def _fmt_shape(shape) -> str:
+    return "[" + ", ".join(str(d) if d is not None else "?" for d in shape) + "]"
+
+
 def match_skip(view: GraphView, match: NormMatch) -> (Optional[SkipMatch], Optional[str]):
     """Residual Add (+ optional bias Add) producing the LayerNorm input; (match, None) or (None, why not)."""
     add = view.producer(match.x)
@@ -317,8 +353,14 @@ def match_skip(view: GraphView, match: NormMatch) -> (Optional[SkipMatch], Optio
     first, second = inputs
     if match.k != 1:
         return None, "skip not fused: SkipLayerNorm is matched for single-axis LayerNorms only"
-    if first.shape is None or second.shape is None or list(first.shape) != list(second.shape):
-        return None, "skip not fused: the residual operands do not have the same known shape"
+    if first.shape is None or second.shape is None:
+        return None, "skip not fused: the residual operands' shapes are unknown (run shape inference)"
+    if list(first.shape) != list(second.shape):
+        return None, (
+            f"skip not fused: the residual operands have shapes {_fmt_shape(first.shape)} and "
+            f"{_fmt_shape(second.shape)}; the SkipLayerNorm plugin reads input and skip row for row and needs "
+            f"equal shapes (no broadcast), so a LayerNorm follows the Add"
+        )
     if bias is not None:
         try:
             bias = fit_affine(PatternBuilder(view, match.anchor), bias, match.x, 1, "bias")
