@@ -317,7 +317,8 @@ def tensor_affine(b: PatternBuilder, tensor, x, k: int, role: str) -> Optional[g
     proven, via = view.dims.trailing(x, k)
     for mine, theirs, proof in zip(trailing, x_dims, proven):
         if isinstance(mine, str) and mine == theirs:
-            continue  # the same symbolic dim
+            b.note_proof(f"{role} {tensor.name} has the input's symbolic dim {mine}")
+            continue
         if not known(mine):
             return None
         if proof is not None and proof != mine:
