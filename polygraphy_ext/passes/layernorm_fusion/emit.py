@@ -117,13 +117,12 @@ class NativeEmitter:
     def emit(graph: gs.Graph, names: UniqueNames, match: NormMatch) -> gs.Node:
         base = names(f"{match.anchor.name or match.kind}_fused")
         inputs: List[gs.Tensor] = [match.x, _scale(graph, names, match, f"{base}_scale")]
-        attrs = {"axis": match.axis, "epsilon": float(match.epsilon)}
+        # Statistics in float32 whatever the input type: what a correct 16-bit norm needs (and the ONNX default of
+        # both ops, written out so that nobody has to remember it).
+        attrs = {"axis": match.axis, "epsilon": float(match.epsilon), "stash_type": 1}
         outputs = [_cast_output(graph, names, match, base)]
         if match.kind == "LayerNorm":
             op = "LayerNormalization"
-            # Statistics in float32 whatever the input type: what a correct 16-bit LayerNorm needs (and the ONNX
-            # default, written out so that nobody has to remember it).
-            attrs["stash_type"] = 1
             if match.beta is not None:
                 inputs.append(affine_input(graph, names, match, f"{base}_bias", match.beta, match.compute_dtype))
             if match.extra_outputs:
