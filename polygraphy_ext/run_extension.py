@@ -16,6 +16,6 @@ def install_hook():
 
 def get_arg_groups():
     install_hook()
-    from polygraphy_ext.tools.fuse_ln_run_args import FuseLnRunArgs
+    from polygraphy_ext.tools.args.fuse_ln import FuseLnRunArgs
 
     return [FuseLnRunArgs()]

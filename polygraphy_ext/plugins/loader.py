@@ -377,8 +377,11 @@ def check_model_plugins(model, autoload_shipped: bool = True) -> None:
     ours = shipped_plugin_keys()
     shipped = shipped_library_path()
     spec = library_spec()
+    # A use of our namespace or domain counts even for a plugin this version does not know: loading the
+    # library is what tells the user which plugins it has.
     uses_ours = any(
-        use.key in ours or use.key.namespace == spec.namespace or spec.onnx_domain in use.domains for use in uses
+        use.key in ours or any(spec.claims(domain, use.key.namespace) for domain in use.domains | {""})
+        for use in uses
     )
     if autoload_shipped and shipped is not None and uses_ours:
         if os.path.realpath(shipped) not in _LOADED:

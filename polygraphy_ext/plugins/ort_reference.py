@@ -24,22 +24,16 @@ MS_DOMAIN = "com.microsoft"
 
 
 def _is_ours(node: "gs.Node") -> bool:
-    spec = library_spec()
-    if node.op not in spec.plugins:
-        return False
-    return node.domain == spec.onnx_domain or node.attrs.get("plugin_namespace") == spec.namespace
+    return library_spec().owns(node.op, node.domain or "", str(node.attrs.get("plugin_namespace", "")))
 
 
 def has_plugin_nodes(model: "onnx.ModelProto") -> bool:
     spec = library_spec()
-    return any(
-        node.op_type in spec.plugins
-        and (
-            node.domain == spec.onnx_domain
-            or any(a.name == "plugin_namespace" and a.s.decode() == spec.namespace for a in node.attribute)
-        )
-        for node in model.graph.node
-    )
+    return any(spec.owns(node.op_type, node.domain, _namespace(node)) for node in model.graph.node)
+
+
+def _namespace(node: "onnx.NodeProto") -> str:
+    return next((a.s.decode() for a in node.attribute if a.name == "plugin_namespace"), "")
 
 
 def _present(tensors, index):

@@ -63,6 +63,15 @@ class PluginLibrarySpec:
     library_file: str
     plugins: Dict[str, PluginSpec]
 
+    def claims(self, domain: str, namespace: str = "") -> bool:
+        """Whether a node in ONNX ``domain`` / with ``plugin_namespace`` ``namespace`` is addressed to this library
+        (TensorRT's parser keys creators by namespace; our fusions also put the nodes in our ONNX domain)."""
+        return domain == self.onnx_domain or namespace == self.namespace
+
+    def owns(self, op_type: str, domain: str, namespace: str = "") -> bool:
+        """Whether a node is one of this library's plugins: the one test of "is this plugin node ours?"."""
+        return op_type in self.plugins and self.claims(domain, namespace)
+
 
 @functools.lru_cache(maxsize=None)
 def library_spec() -> PluginLibrarySpec:

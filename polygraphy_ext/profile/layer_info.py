@@ -1,15 +1,22 @@
 """Load a trtexec ``--exportLayerInfo`` file (engine inspector JSON) and join it to a profile.
 
-Both verbosities are accepted: ``layer_names_only`` writes ``{"Layers": ["name", ...], "Bindings": [...]}``,
-``detailed`` writes objects with ``Name``, ``LayerType``, ``Inputs``/``Outputs`` (``Dimensions``,
-``Format/Datatype``), ``TacticName``, ``Metadata`` and more. A bare list of either is accepted too.
+Both verbosities are accepted: ``layer_names_only`` writes ``{"Layers": ["name", ...], ...}``, ``detailed``
+writes objects with ``Name``, ``LayerType``, ``Inputs``/``Outputs``, ``TacticName``, ``Metadata`` and more. A
+bare list of either is accepted too. Both schemas are accepted, detected from the file:
+
+- TensorRT <= 10: the engine's I/O under ``"Bindings"`` (a list of names); each layer tensor has one
+  ``"Format/Datatype"`` string ("Row major linear FP16 format").
+- TensorRT 11: the engine's I/O under ``"I/O Tensors"`` (objects with ``IOMode``); each tensor has ``"Format"``
+  and ``"Datatype"`` apart (``"DataType"`` in some writers).
+
+A file that mixes the two, or whose tensors carry neither, is refused in one line rather than half-read.
 """
 
 import re
 from typing import List, Optional
 
 from polygraphy_ext.profile.errors import ProfileError
-from polygraphy_ext.profile.model import LayerInfo, LayerInfoFile, LayerInfoJoin, Profile
+from polygraphy_ext.profile.model import LayerInfo, LayerInfoFile, LayerInfoJoin, Profile, TensorDesc
 from polygraphy_ext.profile.parse import DEFAULT_MAX_BYTES, describe_json_value, read_text_file
 from polygraphy_ext.profile.trtexec_json import read_trtexec_json
 
@@ -20,6 +27,8 @@ _PRECISIONS = [
     ("int4", "INT4"),
     ("fp4", "FP4"),
     ("bf16", "BF16"),
+    ("bfloat16", "BF16"),
+    ("float16", "FP16"),  # before "float": TensorRT 11 writers spell the type out
     ("half", "FP16"),
     ("fp16", "FP16"),
     ("int32", "INT32"),
@@ -55,8 +64,56 @@ def _hashable(value):
     return value
 
 
+SCHEMA_TRT10 = "tensorrt<=10"
+SCHEMA_TRT11 = "tensorrt11"
+SCHEMA_NAMES_ONLY = "names-only"
+_COMBINED_KEY = "Format/Datatype"
+_SPLIT_TYPE_KEYS = ("Datatype", "DataType")
+
+
+def _tensor_schema(tensor: dict) -> Optional[str]:
+    if _COMBINED_KEY in tensor:
+        return SCHEMA_TRT10
+    if any(key in tensor for key in _SPLIT_TYPE_KEYS) or "Format" in tensor:
+        return SCHEMA_TRT11
+    return None
+
+
+def _type_text(tensor: dict) -> str:
+    """The tensor's type and layout as one string, whichever schema wrote it (what signatures compare)."""
+    combined = tensor.get(_COMBINED_KEY)
+    if isinstance(combined, str):
+        return combined
+    parts = [tensor.get(key) for key in ("Format",) + _SPLIT_TYPE_KEYS]
+    return " ".join(part for part in parts if isinstance(part, str))
+
+
+def _dims(value) -> tuple:
+    if not isinstance(value, list):
+        return ()
+    return tuple(d if isinstance(d, int) and not isinstance(d, bool) else None for d in value)
+
+
+def _tensor_desc(tensor: dict) -> TensorDesc:
+    name = tensor.get("Name")
+    text = _type_text(tensor)
+    split_type = next((tensor[k] for k in _SPLIT_TYPE_KEYS if isinstance(tensor.get(k), str)), None)
+    fmt = tensor.get("Format") if isinstance(tensor.get("Format"), str) else text
+    return TensorDesc(
+        name=name if isinstance(name, str) else "",
+        dims=_dims(tensor.get("Dimensions")),
+        precision=precision_of(split_type if split_type is not None else text),
+        format=fmt,
+    )
+
+
 def _tensor_signature(tensor: dict) -> tuple:
-    return (_hashable(tensor.get("Dimensions")), _hashable(tensor.get("Format/Datatype")))
+    return (_hashable(tensor.get("Dimensions")), _type_text(tensor))
+
+
+def _int_field(entry: dict, key: str) -> Optional[int]:
+    value = entry.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _detailed_layer(entry: dict, index: int, source: str) -> LayerInfo:
@@ -65,11 +122,8 @@ def _detailed_layer(entry: dict, index: int, source: str) -> LayerInfo:
         raise ProfileError(f'{source}: layer {index + 1} has no "Name" string')
     inputs, outputs = _tensors(entry, "Inputs"), _tensors(entry, "Outputs")
     layer_type = entry.get("LayerType") if isinstance(entry.get("LayerType"), str) else None
-    precision = None
-    for tensor in outputs + inputs:
-        precision = precision_of(tensor.get("Format/Datatype"))
-        if precision:
-            break
+    input_descs, output_descs = tuple(map(_tensor_desc, inputs)), tuple(map(_tensor_desc, outputs))
+    precision = next((t.precision for t in output_descs + input_descs if t.precision), None)
     stream = entry.get("StreamId")
     on_dla = (layer_type or "").upper() == "DLA" or any(
         _DLA_LOCATION.search(str(tensor.get("Location", ""))) for tensor in inputs + outputs
@@ -85,7 +139,42 @@ def _detailed_layer(entry: dict, index: int, source: str) -> LayerInfo:
         metadata=metadata if isinstance(metadata, str) else None,
         stream_id=stream if isinstance(stream, int) and not isinstance(stream, bool) else None,
         on_dla=on_dla,
+        inputs=input_descs,
+        outputs=output_descs,
+        output_maps=_int_field(entry, "OutMaps"),
+        groups=_int_field(entry, "Groups"),
     )
+
+
+def _file_schema(document, layers: list, source: str) -> str:
+    """Which schema wrote the file: from its I/O section and from how its layer tensors spell types."""
+    seen = set()
+    if isinstance(document, dict):
+        if "Bindings" in document:
+            seen.add(SCHEMA_TRT10)
+        if "I/O Tensors" in document:
+            seen.add(SCHEMA_TRT11)
+    untyped = 0
+    for entry in layers:
+        if not isinstance(entry, dict):
+            continue
+        for tensor in _tensors(entry, "Inputs") + _tensors(entry, "Outputs"):
+            schema = _tensor_schema(tensor)
+            if schema:
+                seen.add(schema)
+            else:
+                untyped += 1
+    if len(seen) > 1:
+        raise ProfileError(
+            f"{source}: mixes the TensorRT <= 10 layer-info schema (Bindings, \"Format/Datatype\") with the "
+            f"TensorRT 11 one (\"I/O Tensors\", \"Format\" + \"Datatype\"); is it two files joined?"
+        )
+    if not seen and untyped:
+        raise ProfileError(
+            f"{source}: unknown layer-info schema: layer tensors carry neither \"Format/Datatype\" (TensorRT <= 10) "
+            f"nor \"Format\"/\"Datatype\" (TensorRT 11)"
+        )
+    return seen.pop() if seen else SCHEMA_NAMES_ONLY
 
 
 def load_layer_info(path, max_bytes: int = DEFAULT_MAX_BYTES) -> LayerInfoFile:
@@ -114,7 +203,20 @@ def load_layer_info(path, max_bytes: int = DEFAULT_MAX_BYTES) -> LayerInfoFile:
                 f"{source}: layer {index + 1} is neither a name (layer_names_only) nor an object (detailed) "
                 f"like the first layer"
             )
-    return LayerInfoFile(layers=entries, detailed=detailed, source=source)
+    schema = _file_schema(document, layers, source) if detailed else _file_schema(document, [], source)
+    return LayerInfoFile(
+        layers=entries, detailed=detailed, source=source, schema=schema, io_names=_io_names(document)
+    )
+
+
+def _io_names(document) -> tuple:
+    if not isinstance(document, dict):
+        return ()
+    entries = document.get("Bindings", document.get("I/O Tensors"))
+    if not isinstance(entries, list):
+        return ()
+    names = (entry.get("Name") if isinstance(entry, dict) else entry for entry in entries)
+    return tuple(name for name in names if isinstance(name, str))
 
 
 def join_layer_info(profile: Profile, info: LayerInfoFile) -> LayerInfoJoin:

@@ -29,6 +29,21 @@ class Profile:
     has_median: bool = False
 
 
+@dataclass(frozen=True)
+class TensorDesc:
+    """One input or output tensor of a detailed layer-info entry, in either schema.
+
+    TensorRT <= 10 writes one ``"Format/Datatype"`` string ("Row major linear FP16 format", "Channel major FP16
+    format where channel % 8 == 0"); TensorRT 11 splits it into ``"Format"`` and ``"Datatype"`` (also spelled
+    ``"DataType"``). ``precision`` is normalized (FP32, FP16, BF16, INT8, ...); ``format`` is the layout part.
+    """
+
+    name: str
+    dims: Tuple = ()
+    precision: Optional[str] = None
+    format: str = ""
+
+
 @dataclass
 class LayerInfo:
     """One layer of a trtexec ``--exportLayerInfo`` file (engine inspector JSON)."""
@@ -42,6 +57,11 @@ class LayerInfo:
     metadata: Optional[str] = None
     stream_id: Optional[int] = None
     on_dla: bool = False
+    inputs: Tuple[TensorDesc, ...] = ()
+    outputs: Tuple[TensorDesc, ...] = ()
+    # Convolution parameters when the file has them (detailed verbosity): output maps and groups.
+    output_maps: Optional[int] = None
+    groups: Optional[int] = None
 
 
 @dataclass
@@ -49,6 +69,10 @@ class LayerInfoFile:
     layers: List[LayerInfo]
     detailed: bool
     source: str
+    # "tensorrt<=10" (Bindings, "Format/Datatype"), "tensorrt11" ("I/O Tensors", "Format" + "Datatype"), or
+    # "names-only" when the file carries no tensor descriptions to tell them apart.
+    schema: str = "names-only"
+    io_names: Tuple[str, ...] = ()  # the engine's I/O tensors ("Bindings" / "I/O Tensors"), when listed
 
 
 @dataclass

@@ -6,6 +6,7 @@ import json
 import os
 from typing import List, Optional, Sequence
 
+from polygraphy_ext.profile.advise import Advice, AdviceDiff, Finding
 from polygraphy_ext.profile.diff import ProfileDiff
 from polygraphy_ext.profile.families import FAMILY_TITLES, RULES
 from polygraphy_ext.profile.grouping import Group
@@ -162,9 +163,13 @@ def render_ranking(
     notes: Sequence[str] = (),
     color: bool = False,
     name_width: int = DEFAULT_NAME_WIDTH,
+    advice: Optional[Advice] = None,
 ) -> str:
     if fmt == "json":
-        return json.dumps(ranking_to_dict(ranking, top, groups, group_by, notes), indent=2) + "\n"
+        data = ranking_to_dict(ranking, top, groups, group_by, notes)
+        if advice is not None:
+            data["advice"] = advice_to_dict(advice)
+        return json.dumps(data, indent=2) + "\n"
     if fmt == "csv":
         return _groups_csv(groups) if groups is not None else _ranking_csv(ranking, top)
     paint = _Painter(color and fmt == "table")
@@ -201,8 +206,76 @@ def render_ranking(
     if groups is not None:
         lines += ["", f"Grouped by {group_by}:", ""]
         lines.append(_groups_table(fmt, groups, top, paint, name_width))
+    if advice is not None:
+        lines += _advice_block(fmt, advice, paint, name_width)
     lines += _notes_block(fmt, list(notes))
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- --advise
+
+
+def _finding_lines(fmt: str, number: int, finding: Finding, paint, name_width: int, tag: str = "") -> List[str]:
+    head = f"{number}. {finding.title}{tag}: {finding.summary}"
+    if fmt == "markdown":
+        lines = [f"{number}. **{finding.title}**{tag}: {finding.summary}"]
+        indent = "   - "
+    else:
+        lines = [paint(head, "red" if finding.share >= _HOT_SHARE else "yellow")]
+        indent = "   "
+    for line in finding.evidence:
+        lines.append(f"{indent}{line}")
+    if finding.layers:
+        shown = ", ".join(display_name(name, name_width) for name in finding.layers[:3])
+        more = f" and {len(finding.layers) - 3} more" if len(finding.layers) > 3 else ""
+        lines.append(f"{indent}layers: {shown}{more}")
+    lines.append(f"{indent}next: {'`' + finding.command + '`' if fmt == 'markdown' else finding.command}")
+    return lines
+
+
+def _advice_block(fmt: str, advice: Advice, paint, name_width: int) -> List[str]:
+    title = f"Findings ({len(advice.findings)})" if advice.findings else "Findings: none"
+    lines = ["", f"### {title}" if fmt == "markdown" else paint(title + ":" if advice.findings else title, "bold"), ""]
+    if not advice.findings:
+        lines[-1:] = [f"rules checked: {', '.join(advice.checked)}"]
+    for number, finding in enumerate(advice.findings, start=1):
+        lines += _finding_lines(fmt, number, finding, paint, name_width)
+    for reason in advice.skipped:
+        lines.append(f"{'- ' if fmt == 'markdown' else ''}not checked: {reason}")
+    return lines
+
+
+def advice_to_dict(advice: Advice) -> dict:
+    return {
+        "findings": [f.to_dict() for f in advice.findings],
+        "rules_checked": advice.checked,
+        "rules_skipped": advice.skipped,
+    }
+
+
+def _advice_diff_block(fmt: str, change: AdviceDiff, paint, name_width: int) -> List[str]:
+    lines = ["", "### Findings" if fmt == "markdown" else paint("Findings:", "bold"), ""]
+    number = 0
+    for finding in change.resolved:
+        number += 1
+        lines.append(f"{number}. {finding.title}: resolved (before: {finding.summary})")
+    for before, after in change.remaining:
+        number += 1
+        lines += _finding_lines(fmt, number, after, paint, name_width, tag=f" (still; before {_pct(before.share)})")
+    for finding in change.new:
+        number += 1
+        lines += _finding_lines(fmt, number, finding, paint, name_width, tag=" (new)")
+    if not number:
+        lines[-1:] = ["none, before or after"]
+    return lines
+
+
+def advice_diff_to_dict(change: AdviceDiff) -> dict:
+    return {
+        "resolved": [f.to_dict() for f in change.resolved],
+        "remaining": [{"before": b.to_dict(), "after": a.to_dict()} for b, a in change.remaining],
+        "new": [f.to_dict() for f in change.new],
+    }
 
 
 def _rule_text(rule_id: str, rows: List[RankedLayer]) -> str:
@@ -318,9 +391,11 @@ def render_diff(
     notes: Sequence[str] = (),
     color: bool = False,
     name_width: int = DEFAULT_NAME_WIDTH,
+    advice: Optional[AdviceDiff] = None,
 ) -> str:
     if fmt == "json":
-        return json.dumps(diff_to_dict(diff, before_source, after_source, top, notes), indent=2) + "\n"
+        data = diff_to_dict(diff, before_source, after_source, top, notes, advice)
+        return json.dumps(data, indent=2) + "\n"
     if fmt == "csv":
         return _diff_csv(diff, top)
     paint = _Painter(color and fmt == "table")
@@ -367,8 +442,10 @@ def render_diff(
     lines.append(
         _table(fmt, ["Family", "Before ms", "After ms", "Delta ms", "Of change"], family_rows, [False] + [True] * 4, paint, family_colors)
     )
+    if advice is not None:
+        lines += _advice_diff_block(fmt, advice, paint, name_width)
     lines += _notes_block(fmt, list(notes))
-    lines += ["", paint(diff.verdict(), "bold")]
+    lines += ["", paint(diff_verdict(diff, advice), "bold")]
     return "\n".join(lines) + "\n"
 
 
@@ -396,14 +473,24 @@ def _diff_csv(diff: ProfileDiff, top: Optional[int]) -> str:
     return stream.getvalue()
 
 
-def diff_to_dict(diff: ProfileDiff, before_source: str, after_source: str, top=None, notes=()) -> dict:
-    return {
+def diff_verdict(diff: ProfileDiff, advice: Optional[AdviceDiff] = None) -> str:
+    """The diff's verdict, naming the finding that the family which moved most resolved, if one did."""
+    verdict = diff.verdict()
+    changed = [family for family in diff.families if family.delta_ms != 0]
+    if advice is None or not changed:
+        return verdict
+    resolved = [f.title for f in advice.resolved if f.family == changed[0].family]
+    return f"{verdict}: {' and '.join(resolved)} resolved" if resolved else verdict
+
+
+def diff_to_dict(diff: ProfileDiff, before_source: str, after_source: str, top=None, notes=(), advice=None) -> dict:
+    data = {
         "before": before_source,
         "after": after_source,
         "before_total_ms": diff.before_total_ms,
         "after_total_ms": diff.after_total_ms,
         "speedup": diff.before_total_ms / diff.after_total_ms if diff.after_total_ms else None,
-        "verdict": diff.verdict(),
+        "verdict": diff_verdict(diff, advice),
         "matched_by": diff.matched_by,
         "layers": [_delta_record(diff, d) for d in (diff.layers[:top] if top else diff.layers)],
         "families": [
@@ -418,3 +505,6 @@ def diff_to_dict(diff: ProfileDiff, before_source: str, after_source: str, top=N
         ],
         "notes": list(notes),
     }
+    if advice is not None:
+        data["advice"] = advice_diff_to_dict(advice)
+    return data

@@ -6,6 +6,7 @@ import sys
 from polygraphy.logger import G_LOGGER
 from polygraphy.tools.base import Tool
 
+from polygraphy_ext.profile.advise import advise, diff_advice, engine_precision
 from polygraphy_ext.profile.api import analyze_profile
 from polygraphy_ext.profile.diff import diff_profiles
 from polygraphy_ext.profile.errors import ProfileError
@@ -16,6 +17,7 @@ from polygraphy_ext.profile.render import (
     DEFAULT_TOP_FOR_TEXT,
     FORMATS,
     color_enabled,
+    diff_verdict,
     render_diff,
     render_ranking,
     summary_line,
@@ -70,6 +72,20 @@ class RankProfile(Tool):
             "--explain", action="store_true", help="Show which classification rule put each layer in its family"
         )
         parser.add_argument(
+            "--advise",
+            action="store_true",
+            help="Add findings: decomposed normalization, GEMM/conv dims off Tensor Core multiples, reformats, FP32 "
+            "layers in a reduced-precision engine, unfused attention, launch-bound tiny kernels; each with its "
+            "evidence and the command that addresses it. Rules that need types/dims need a detailed --layer-info. "
+            "With --diff: which findings were resolved",
+        )
+        parser.add_argument(
+            "--model",
+            metavar="ONNX",
+            help="With --advise: the engine's ONNX model; fuse-ln and align-dims run on copies of it to say how many "
+            "norm chains they would fuse and which dims they would pad (nothing is written)",
+        )
+        parser.add_argument(
             "--diff",
             metavar="BEFORE",
             help="Compare against an earlier profile: the positional profile is 'after'. Layers are matched by "
@@ -121,7 +137,7 @@ class RankProfile(Tool):
 
     def _run(self, args):
         fmt = args.format or _FORMAT_BY_EXTENSION.get(os.path.splitext(args.output or "")[1].lower(), "table")
-        _check_options(args)
+        _check_options(args, fmt)
         if args.plot:
             from polygraphy_ext.profile.plot import require_matplotlib
 
@@ -130,6 +146,11 @@ class RankProfile(Tool):
 
         after = analyze_profile(args.profile, args.layer_info, run=args.run, max_bytes=max_bytes)
         detailed = after.layer_info is not None and after.layer_info.detailed
+        facts = None
+        if args.model:
+            from polygraphy_ext.profile.model_facts import model_facts
+
+            facts = model_facts(args.model, precision=engine_precision(after.ranking) or "FP16")
         groups = group(after.ranking, args.group_by, detailed_info=detailed) if args.group_by else None
         color = bool(G_LOGGER.colors) and args.output is None and color_enabled(sys.stdout)
 
@@ -137,8 +158,9 @@ class RankProfile(Tool):
             before = analyze_profile(args.diff, args.diff_layer_info, run=args.diff_run, max_bytes=max_bytes)
             notes = [f"before: {note}" for note in before.notes] + [f"after: {note}" for note in after.notes]
             diff = diff_profiles(before.ranking, after.ranking)
-            text = render_diff(diff, args.diff, args.profile, fmt, args.top, notes, color, args.name_width)
-            headline = diff.verdict()
+            change = diff_advice(_advise(before, facts), _advise(after, facts)) if args.advise else None
+            text = render_diff(diff, args.diff, args.profile, fmt, args.top, notes, color, args.name_width, change)
+            headline = diff_verdict(diff, change)
         else:
             text = render_ranking(
                 after.ranking,
@@ -150,6 +172,7 @@ class RankProfile(Tool):
                 after.notes,
                 color,
                 args.name_width,
+                _advise(after, facts) if args.advise else None,
             )
             headline = summary_line(after.ranking)
 
@@ -167,6 +190,12 @@ class RankProfile(Tool):
         return 0
 
 
+def _advise(analyzed, facts):
+    info = analyzed.layer_info
+    detailed = info is not None and info.detailed
+    return advise(analyzed.ranking, detailed, engine_inputs=info.io_names if info else (), facts=facts)
+
+
 def _write_stdout(text: str) -> None:
     try:
         sys.stdout.write(text)
@@ -178,7 +207,7 @@ def _write_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
-def _check_options(args):
+def _check_options(args, fmt):
     if args.group_by:
         parse_group_by(args.group_by)
     if args.top is not None and args.top < 0:
@@ -187,9 +216,13 @@ def _check_options(args):
         raise ProfileError(f"--max-file-mb {args.max_file_mb:g}: must be positive")
     if args.diff_layer_info and not args.diff:
         raise ProfileError("--diff-layer-info is only meaningful with --diff")
+    if args.model and not args.advise:
+        raise ProfileError("--model is only used by --advise; add --advise")
+    if args.advise and fmt == "csv":
+        raise ProfileError("--advise has no CSV form (findings are not rows of layers); use --format json or markdown")
     if args.diff and (args.group_by or args.explain):
         raise ProfileError("--group-by and --explain describe one profile; use them without --diff")
-    inputs = [p for p in (args.profile, args.layer_info, args.diff, args.diff_layer_info) if p]
+    inputs = [p for p in (args.profile, args.layer_info, args.diff, args.diff_layer_info, args.model) if p]
     outputs = [p for p in (args.output, args.plot) if p]
     for out in outputs:
         if any(os.path.abspath(out) == os.path.abspath(inp) for inp in inputs):

@@ -110,6 +110,186 @@ def _layer_info(rows, detailed: bool) -> str:
     return json.dumps({"Layers": names, "Bindings": bindings}, indent=1)
 
 
+# ---------------------------------------------------------------- --advise fixtures
+# Engines that each show one finding, in both layer-info schemas, and healthy engines that must show none.
+
+
+def _t10(name, dims, precision, layout="Row major linear"):
+    return {"Name": name, "Location": "Device", "Dimensions": dims, "Format/Datatype": f"{layout} {precision} format"}
+
+
+def _t11(name, dims, precision, layout="Row major linear", type_key="Datatype"):
+    return {"Name": name, "Location": "Device", "Dimensions": dims, "Format": layout, type_key: precision}
+
+
+def _gemm_engine():
+    """A GPT-style FP16 engine (TensorRT 10 naming) whose FFN width is 3071: K/N off the multiple of 8."""
+    rows, layers = [], []
+    s, h, ffn = 512, 768, 3071
+    good = "sm90_xmma_gemm_f16f16_f16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1"
+    slow = "sm90_gemm_f16f16_f16f32_f32_simt_tn_align1"
+    for block in range(2):
+        p = f"/h.{block}"
+        specs = [
+            (f"{p}/attn/c_attn/MatMul + {p}/attn/c_attn/Add", 0.060, [8, s, h], [8, s, 3 * h], good, "CaskGemmMatrixMultiply"),
+            (f"{{ForeignNode[{p}/attn/MatMul...{p}/attn/MatMul_1]}}", 0.210, [8, s, 3 * h], [8, s, h], good, "Myelin"),
+            (f"{p}/attn/c_proj/MatMul + {p}/attn/c_proj/Add", 0.045, [8, s, h], [8, s, h], good, "CaskGemmMatrixMultiply"),
+            (f"{p}/ln_2/LayerNormalization", 0.020, [8, s, h], [8, s, h], None, "Normalization"),
+            (f"{p}/mlp/c_fc/MatMul + {p}/mlp/c_fc/Add", 0.240, [8, s, h], [8, s, ffn], slow, "CaskGemmMatrixMultiply"),
+            (f"PWN({p}/mlp/act/Mul, {p}/mlp/act/Tanh)", 0.030, [8, s, ffn], [8, s, ffn], None, "PointWiseV2"),
+            (f"{p}/mlp/c_proj/MatMul + {p}/mlp/c_proj/Add", 0.250, [8, s, ffn], [8, s, h], slow, "CaskGemmMatrixMultiply"),
+        ]
+        for name, ms, din, dout, tactic, layer_type in specs:
+            rows.append(Row(name, ms))
+            layers.append((name, layer_type, din, dout, tactic))
+    return rows, layers
+
+
+def _engine_layer_info(layers, schema, precision="FP16", io=("input_ids", "logits")):
+    out = []
+    for index, (name, layer_type, din, dout, tactic) in enumerate(layers):
+        if schema == 10:
+            tin, tout = _t10(f"t{index}", din, precision), _t10(f"t{index + 1}", dout, precision)
+        else:
+            # TensorRT 11 writers spell the type key both ways; one file holds both, as seen in the wild.
+            key = "DataType" if index % 2 else "Datatype"
+            tin, tout = _t11(f"t{index}", din, precision, type_key=key), _t11(f"t{index + 1}", dout, precision, type_key=key)
+        layer = {"Name": name, "LayerType": layer_type, "Inputs": [tin], "Outputs": [tout], "StreamId": 0}
+        if tactic:
+            layer["TacticName"] = tactic
+        out.append(layer)
+    document = {"Layers": out}
+    if schema == 10:
+        document["Bindings"] = list(io)
+    else:
+        document["I/O Tensors"] = [
+            {"Name": io[0], "IOMode": "Input", "Datatype": "INT64", "Dimensions": [-1, -1], "Location": "Device"},
+            {"Name": io[1], "IOMode": "Output", "DataType": precision, "Dimensions": [-1, -1, 50257], "Location": "Device"},
+        ]
+    return json.dumps(document, indent=1)
+
+
+def _resnet_int8():
+    """A healthy INT8 ResNet-like engine: vectorized channel formats, a 3-channel first conv, a 1000-way FC."""
+    rows, layers = [], []
+    chw32 = "Channel major INT8 format where channel % 32 == 0"
+    specs = [("conv1 + relu1", 0.120, [1, 3, 224, 224], [1, 64, 112, 112], "sm80_xmma_fprop_implicit_gemm_interleaved_i8i8_i8i32_f32"),
+             ("pool1", 0.030, [1, 64, 112, 112], [1, 64, 56, 56], None)]
+    for block in range(4):
+        c = 64 * 2 ** block
+        specs += [
+            (f"res{block}a_branch2a + relu", 0.090, [1, c, 56, 56], [1, c, 56, 56], "sm80_xmma_fprop_implicit_gemm_interleaved_i8i8_i8i32_f32"),
+            (f"res{block}a_branch2b + res{block}a + relu", 0.110, [1, c, 56, 56], [1, c * 2, 56, 56], "sm80_xmma_fprop_implicit_gemm_interleaved_i8i8_i8i32_f32"),
+        ]
+    specs += [("fc1000", 0.020, [1, 2048, 1, 1], [1, 1000, 1, 1], "sm80_xmma_gemm_i8i8_i8i32_f32"), ("prob", 0.004, [1, 1000, 1, 1], [1, 1000, 1, 1], None)]
+    out = []
+    for index, (name, ms, din, dout, tactic) in enumerate(specs):
+        rows.append(Row(name, ms))
+        layer_type = "CaskConvolution" if ("conv" in name or "branch" in name) else ("CaskGemmConvolution" if name.startswith("fc") else ("SoftMax" if name == "prob" else "Pooling"))
+        first = "data" if index == 0 else f"t{index}"
+        layout_in = "Row major linear FP32" if index == 0 else chw32
+        layer = {"Name": name, "LayerType": layer_type, "StreamId": 0,
+                 "Inputs": [{"Name": first, "Location": "Device", "Dimensions": din, "Format/Datatype": layout_in + (" format" if index == 0 else "")}],
+                 "Outputs": [{"Name": f"t{index + 1}", "Location": "Device", "Dimensions": dout, "Format/Datatype": chw32}]}
+        if layer_type == "CaskConvolution":
+            layer.update(OutMaps=dout[1], Groups=1)
+        if tactic:
+            layer["TacticName"] = tactic
+        out.append(layer)
+    return rows, json.dumps({"Layers": out, "Bindings": ["data", "prob"]}, indent=1)
+
+
+def _mixed_precision_engine():
+    """An FP16 engine (strongly typed export) where the FFN GEMMs stayed FP32: 40% of the time."""
+    rows, layers, precisions = [], [], []
+    for block in range(2):
+        p = f"/layers.{block}"
+        for name, ms, precision in [
+            (f"{p}/self_attn/qkv/MatMul", 0.05, "FP16"),
+            (f"{{ForeignNode[{p}/self_attn/MatMul...{p}/self_attn/MatMul_1]}}", 0.15, "FP16"),
+            (f"{p}/self_attn/o_proj/MatMul", 0.04, "FP16"),
+            (f"{p}/mlp/up_proj/MatMul", 0.12, "FP32"),
+            (f"{p}/mlp/down_proj/MatMul", 0.11, "FP32"),
+            (f"{p}/input_layernorm/RMSNormalization", 0.01, "FP16"),
+        ]:
+            rows.append(Row(name, ms))
+            layers.append((name, "CaskGemmMatrixMultiply" if "MatMul" in name and "Foreign" not in name else ("Myelin" if "Foreign" in name else "Normalization"), [4, 256, 1024], [4, 256, 1024], "sm90_xmma_gemm_f16f16"))
+            precisions.append(precision)
+    document = json.loads(_engine_layer_info(layers, schema=11))
+    for layer, precision in zip(document["Layers"], precisions):
+        for tensor in layer["Inputs"] + layer["Outputs"]:
+            tensor.pop("DataType", None)
+            tensor["Datatype"] = precision
+    return rows, json.dumps(document, indent=1)
+
+
+def _unfused_attention_rows():
+    """TensorRT 8.2-style BERT: Q.K^T, Softmax and .V as separate layers (no MHA fusion)."""
+    rows = []
+    for block in range(2):
+        a = f"/encoder/layer.{block}/attention/self"
+        rows += [
+            Row(f"{a}/query/MatMul + {a}/query/Add", 0.05),
+            Row(f"{a}/MatMul", 0.09),
+            Row(f"PWN({a}/Div, {a}/Add)", 0.02),
+            Row(f"{a}/Softmax", 0.07),
+            Row(f"{a}/MatMul_1", 0.08),
+            Row(f"/encoder/layer.{block}/intermediate/dense/MatMul", 0.20),
+        ]
+    return rows
+
+
+def _tiny_kernel_rows():
+    """A small detector at batch 1: 80 pointwise kernels of 2-2.5 us beside a few real convs."""
+    rows = [Row(f"/backbone/stage{i // 10}/conv{i % 10}/Conv", 0.012) for i in range(12)]
+    rows += [Row(f"/head/decode/Mul_{i}", 0.002 if i % 2 else 0.0025) for i in range(80)]
+    return rows
+
+
+def _reformat_rows():
+    rows = [Row("/stem/Conv", 0.10), Row("Reformatting CopyNode for Input Tensor 0 to /stem/Conv", 0.03)]
+    for i in range(3):
+        rows += [Row(f"/blocks.{i}/conv/Conv", 0.08), Row(f"Reformatting CopyNode for Output Tensor 0 to /blocks.{i}/conv/Conv", 0.02)]
+    return rows
+
+
+def _reformat_layer_info(rows):
+    layers = []
+    for index, row in enumerate(rows):
+        reformat = row.name.startswith("Reformatting")
+        layers.append({
+            "Name": row.name, "LayerType": "Reformat" if reformat else "CaskConvolution", "StreamId": 0,
+            "Inputs": [_t11(f"t{index}", [1, 64, 56, 56], "FP32" if reformat else "FP16", "Row major linear" if reformat else "Channel major HWC8")],
+            "Outputs": [_t11(f"t{index + 1}", [1, 64, 56, 56], "FP16", "Channel major HWC8")],
+        })
+    return json.dumps({"Layers": layers, "I/O Tensors": [{"Name": "t0", "IOMode": "Input", "Datatype": "FP32", "Dimensions": [1, 64, 56, 56]}]}, indent=1)
+
+
+def _advise_fixtures():
+    rows, layers = _gemm_engine()
+    _write("gpt_ffn3071.json", profile_text(rows, count=100))
+    _write("gpt_ffn3071.trt10.layers.json", _engine_layer_info(layers, schema=10))
+    _write("gpt_ffn3071.trt11.layers.json", _engine_layer_info(layers, schema=11))
+    aligned = [(name, t, din, [d if d != 3071 else 3072 for d in dout], tactic) for name, t, din, dout, tactic in layers]
+    aligned = [(name, t, [d if d != 3071 else 3072 for d in din], dout, tactic) for name, t, din, dout, tactic in aligned]
+    _write("gpt_ffn3072.json", profile_text([Row(r.name, r.average_ms * (0.6 if "mlp/c_" in r.name else 1.0)) for r in rows], count=100))
+    _write("gpt_ffn3072.trt11.layers.json", _engine_layer_info(aligned, schema=11))
+
+    rows, info = _resnet_int8()
+    _write("resnet_int8.json", profile_text(rows, count=1000))
+    _write("resnet_int8.layers.json", info)
+
+    rows, info = _mixed_precision_engine()
+    _write("llama_fp32_ffn.json", profile_text(rows, count=100))
+    _write("llama_fp32_ffn.layers.json", info)
+
+    _write("bert_unfused_attention.json", profile_text(_unfused_attention_rows(), count=100))
+    _write("detector_tiny_kernels.json", profile_text(_tiny_kernel_rows(), count=1000))
+    rows = _reformat_rows()
+    _write("convnet_reformats.json", profile_text(rows, count=100))
+    _write("convnet_reformats.layers.json", _reformat_layer_info(rows))
+
+
 def _write(name: str, text: str):
     (FIXTURES / name).write_text(text, encoding="utf-8")
 
@@ -169,6 +349,7 @@ def main():
         Row("/head/Conv", 0.21),
     ]
     _write("dla.json", profile_text(dla, count=50))
+    _advise_fixtures()
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def _cyclic_model():
 def test_check_rejects_a_differing_model():
     from polygraphy.exception import PolygraphyException
 
-    from polygraphy_ext.tools.align_dims import AlignDims
+    from polygraphy_ext.tools.pass_subtool import check_numerics
 
     original = graphs.bert_ffn(hidden=64, ffn=191)
     different = graphs.bert_ffn(hidden=64, ffn=191)
@@ -107,7 +107,7 @@ def test_check_rejects_a_differing_model():
         )
     )
     with pytest.raises(PolygraphyException, match="--check failed, nothing written"):
-        AlignDims._check(original, different)
+        check_numerics(original, different, atol=1e-5, rtol=1e-5, noun="aligned")
 
 
 @pytest.mark.parametrize(
@@ -224,13 +224,13 @@ def test_report_lists_concrete_dims_and_left_alone_candidates(run_polygraphy, tm
 def test_aligned_model_failing_onnx_checker_is_refused_unless_the_input_fails_too():
     from polygraphy.exception import PolygraphyException
 
-    from polygraphy_ext.tools.align_dims import _check_structure
+    from polygraphy_ext.tools.pass_subtool import check_structure as _check_structure
 
     good = graphs.bert_ffn(hidden=64, ffn=191)
     broken = onnx.ModelProto()
     broken.CopyFrom(good)
     del broken.opset_import[:]  # the checker requires the ONNX opset
     with pytest.raises(PolygraphyException, match="Internal error, nothing written: the aligned model fails onnx.checker"):
-        _check_structure(good, broken)
+        _check_structure(good, broken, "aligned")
     _check_structure(broken, broken)  # garbage in: warned about, not refused
     _check_structure(good, good)

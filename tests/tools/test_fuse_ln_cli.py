@@ -101,12 +101,25 @@ BAD_INPUTS = {
     "not-onnx": (lambda tmp: [_write(tmp / "junk.onnx", b"not a model")], "cannot read"),
     "skip-needs-plugin": (lambda tmp: [BERT14, "--skip"], "--skip needs --target plugin"),
     "check-needs-native": (lambda tmp: [BERT14, "--target", "plugin", "--check"], "--check needs --target native"),
-    "unsafe-opset-raise": (lambda tmp: [BERT11], "raising the model's opset 11 is unsafe"),
+    "unsafe-opset-raise": (lambda tmp: [_bert11_with_strided_same_pool(tmp)], "have no exact form there"),
     "check-fails": (lambda tmp: [BERT14, "--check", "--check-atol", "0", "--check-rtol", "0"], "--check failed"),
     "fp-to-fp16": (lambda tmp: [BERT14, "--fp-to-fp16"], "--fp-to-fp16 is not supported by fuse-ln"),
     "report-is-a-directory": (lambda tmp: [BERT14, "--report", _mkdir(tmp / "reports")], "is a directory"),
     "report-under-a-file": (lambda tmp: [BERT14, "--report", _write(tmp / "f", b"") / "r.json"], "is not a directory"),
 }
+
+
+def _bert11_with_strided_same_pool(tmp):
+    """BERT at opset 11 plus a MaxPool whose auto_pad=SAME_UPPER with stride 2 changed meaning in opset 12."""
+    model = onnx.load(str(BERT11))
+    out = model.graph.output[0].name
+    model.graph.node.append(
+        onnx.helper.make_node("MaxPool", [out], ["pooled"], kernel_shape=[3], strides=[2], auto_pad="SAME_UPPER")
+    )
+    model.graph.output.append(onnx.helper.make_empty_tensor_value_info("pooled"))
+    path = tmp / "bert11_pool.onnx"
+    onnx.save(model, str(path))
+    return path
 
 
 def _write(path, data):

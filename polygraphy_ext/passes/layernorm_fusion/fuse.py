@@ -2,23 +2,18 @@
 
 from typing import Dict, List, Optional, Tuple
 
-import onnx_graphsurgeon as gs
-
 import numpy as np
+import onnx_graphsurgeon as gs
 
 from polygraphy_ext.passes.layernorm_fusion.emit import EMITTERS, RMSNORM_OPSET, detach_all
 from polygraphy_ext.passes.layernorm_fusion.matching import GraphView, NotACandidate, Reject, is_onnx_node
 from polygraphy_ext.passes.layernorm_fusion.native_nodes import NATIVE_KINDS, NATIVE_PATTERNS, is_native_norm, match_native
-from polygraphy_ext.passes.layernorm_fusion.opset import (
-    default_opset,
-    describe_blockers,
-    raise_blockers,
-    set_default_opset,
-)
+from polygraphy_ext.passes.layernorm_fusion.opset import default_opset, set_default_opset
 from polygraphy_ext.passes.layernorm_fusion.patterns import OPTIONAL_OUTPUT_NAMES, PATTERNS, NormMatch, match_skip
 from polygraphy_ext.passes.layernorm_fusion.stages import ScalarFill
 from polygraphy_ext.passes.layernorm_fusion.report import Candidate, FusionReport
 from polygraphy_ext.passes.naming import UniqueNames
+from polygraphy_ext.passes.opset_upgrade import plan_default_opset_upgrade
 
 TARGETS = tuple(EMITTERS)
 
@@ -297,13 +292,15 @@ def _settle_opset(graph, report: FusionReport, emitter, accepted, raise_opset: b
     leaving: Dict[int, gs.Node] = {}
     for _, match in accepted:
         leaving.update(match.nodes)
-    blockers = raise_blockers(graph, current, needed, leaving)
-    if blockers:
+    # Every other node is upgraded exactly (attributes moved to inputs, changed meanings rewritten) or named.
+    plan = plan_default_opset_upgrade(graph, needed, leaving)
+    if not plan.ok:
         ops = sorted({m.kind for _, m in accepted if emitter.required_opset(m) > current})
         raise FusionError(
-            f"native {'/'.join(ops)} needs opset {needed} but raising the model's opset {current} is unsafe for "
-            f"{len(blockers)} node(s): {describe_blockers(blockers)}. Use --target plugin, or --no-raise-opset "
+            f"native {'/'.join(ops)} needs opset {needed} but {len(plan.refusals)} node(s) of opset {current} have "
+            f"no exact form there: {plan.describe_refusals()}. Use --target plugin, or --no-raise-opset "
             f"to fuse only what opset {current} allows"
         )
+    report.opset_upgrade = plan.apply()
     report.opset_after = needed
     return accepted

@@ -6,21 +6,22 @@
     model = fused()          # onnx.ModelProto; fused.report is the FusionReport
 """
 
-import gc
-
 from polygraphy import mod, util
-from polygraphy.backend.base import BaseLoader
 from polygraphy.logger import G_LOGGER
 
-from polygraphy_ext.passes.layernorm_fusion.fuse import FusionError, fuse_layernorm
-from polygraphy_ext.shape_inference import infer_shapes
+from polygraphy_ext.passes.pass_loader import PassLoader
 
-gs = mod.lazy_import("onnx_graphsurgeon")
-onnx = mod.lazy_import("onnx")
+
+def option_conflict(target, skip, target_flag="--target", skip_flag="--skip"):
+    """The one-line reason why these options cannot go together, or None; flags name them as the caller spells
+    them (the surgeon subtool, ``polygraphy run --fuse-ln-*`` and this loader all ask here)."""
+    if skip and util.default(target, "native") != "plugin":
+        return f"{skip_flag} needs {target_flag} plugin: ONNX has no SkipLayerNormalization operator"
+    return None
 
 
 @mod.export(funcify=True)
-class FuseLayerNorm(BaseLoader):
+class FuseLayerNorm(PassLoader):
     """Functor that fuses decomposed LayerNorm / RMSNorm / residual+LayerNorm chains in an ONNX model."""
 
     def __init__(
@@ -46,40 +47,21 @@ class FuseLayerNorm(BaseLoader):
             infer_shapes (bool): Run Polygraphy's shape inference first; matching needs the rank and the
                     normalized dims, which raw exports often leave unknown. Defaults to False.
         """
-        self._model = model
+        super().__init__(model, infer_shapes=infer_shapes)
         self.target = util.default(target, "native")
         self.rms = util.default(rms, False)
         self.skip = util.default(skip, False)
         self.raise_opset = util.default(raise_opset, True)
         self.external_data_dir = external_data_dir
-        self.infer_shapes = util.default(infer_shapes, False)
-        self.report = None
 
-    @util.check_called_by("__call__")
-    def call_impl(self):
-        """
-        Returns:
-            onnx.ModelProto: The model with the fusable chains fused; the input model object is not modified.
-        """
-        model, _ = util.invoke_if_callable(self._model)
-        if isinstance(model, (bytes, bytearray)):
-            model = onnx.load_model_from_string(bytes(model))
-        if self.infer_shapes:
-            model = infer_shapes(model)
-        # Importing builds millions of small objects on large graphs; generational GC passes over them
-        # cost more than the import itself (2x on 200k nodes). Nothing cyclic is freed meanwhile.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return self._fuse(model)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
+    def run_pass(self, graph):
+        from polygraphy_ext.passes.layernorm_fusion.fuse import FusionError, fuse_layernorm
 
-    def _fuse(self, model):
-        graph = gs.import_onnx(model)
+        conflict = option_conflict(self.target, self.skip)
+        if conflict:
+            G_LOGGER.critical(conflict)
         try:
-            self.report = fuse_layernorm(
+            return fuse_layernorm(
                 graph,
                 target=self.target,
                 rms=self.rms,
@@ -89,14 +71,6 @@ class FuseLayerNorm(BaseLoader):
             )
         except FusionError as err:
             G_LOGGER.critical(str(err))
-        G_LOGGER.info(self.report.summary())
-        if not self.report.fused:
-            return model
-        fused = gs.export_onnx(graph, do_type_check=False)
-        # export_onnx drops model-level fields the graph does not carry; keep them.
-        fused.doc_string = model.doc_string
-        fused.model_version = model.model_version
-        fused.domain = model.domain
-        del fused.metadata_props[:]
-        fused.metadata_props.extend(model.metadata_props)
-        return fused
+
+    def changed(self, report):
+        return bool(report.fused)

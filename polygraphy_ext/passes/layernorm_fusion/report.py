@@ -34,6 +34,7 @@ class FusionReport:
     candidates: List[Candidate] = field(default_factory=list)
     opset_before: Optional[int] = None
     opset_after: Optional[int] = None
+    opset_upgrade: Optional[object] = None  # opset_upgrade.UpgradeReport when the opset was raised
 
     @property
     def fused(self) -> List[Candidate]:
@@ -56,6 +57,7 @@ class FusionReport:
             "target": self.target,
             "opset_before": self.opset_before,
             "opset_after": self.opset_after,
+            "opset_upgrade": self.opset_upgrade.to_dict() if self.opset_upgrade is not None else None,
             "num_candidates": len(self.candidates),
             "num_fused": len(self.fused),
             "num_already_native": len(self.already_native),
@@ -91,7 +93,8 @@ class FusionReport:
         if self.fused:
             lines.append("  fused: " + ", ".join(f"{n} x {op}" for op, n in sorted(self.counts_by_op().items())))
         if self.opset_before != self.opset_after:
-            lines.append(f"  default-domain opset raised from {self.opset_before} to {self.opset_after}")
+            upgrade = f" ({self.opset_upgrade.summary()})" if self.opset_upgrade is not None else ""
+            lines.append(f"  default-domain opset raised from {self.opset_before} to {self.opset_after}{upgrade}")
         subgraphs = {k: v for k, v in self._by_graph().items() if k != "main"}
         for name, entry in subgraphs.items():
             lines.append(f"  in subgraph {name}: fused {entry['fused']} of {entry['candidates']} candidate(s)")

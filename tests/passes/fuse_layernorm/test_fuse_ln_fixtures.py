@@ -12,11 +12,9 @@ from fuse_ln_checks import op_types
 from make_fixtures import EXPECTED, keras_tf2onnx_fixture
 from polygraphy_ext.numerics import compare_models
 from polygraphy_ext.passes import fuse_layernorm
-from polygraphy_ext.passes.layernorm_fusion import FusionError
 from polygraphy_ext.plugins.ort_reference import lower_plugin_nodes
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-NATIVE_BLOCKED = {"bert_block_opset11.onnx", "detr_encoder_opset12.onnx"}  # Squeeze/Split/Softmax changed in 13
 
 
 def _load(name):
@@ -75,7 +73,7 @@ def test_plugin_target_fuses_the_exact_count(name):
     assert result.ok, result.summary()
 
 
-@pytest.mark.parametrize("name", sorted(set(EXPECTED) - NATIVE_BLOCKED))
+@pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_native_target_fuses_the_exact_count(name):
     layernorms, rmsnorms = EXPECTED[name]
     model = _load(name)
@@ -86,12 +84,6 @@ def test_native_target_fuses_the_exact_count(name):
     onnx.checker.check_model(fused, full_check=True)
     result = compare_models(model, fused, atol=_tolerance(model), rtol=_tolerance(model))
     assert result.ok, result.summary()
-
-
-@pytest.mark.parametrize("name", sorted(NATIVE_BLOCKED))
-def test_native_target_refuses_unsafe_opset_raise(name):
-    with pytest.raises(FusionError, match=r"unsafe for \d+ node\(s\).*(Squeeze|Split|Softmax).*--target plugin"):
-        _fuse(_load(name))
 
 
 def test_bert_skip_layernorm():

@@ -1,0 +1,1 @@
+"""Argument groups of polygraphy-ext: one per pass (shared by ``surgeon`` and ``run``) and the lifecycle's own."""
