@@ -6,7 +6,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from polygraphy_ext.passes.layernorm_fusion.emit import EMITTERS, RMSNORM_OPSET, detach_all
-from polygraphy_ext.passes.layernorm_fusion.matching import GraphView, NotACandidate, Reject, is_onnx_node
+from polygraphy_ext.passes.layernorm_fusion.matching import MEAN_OPS, GraphView, NotACandidate, Reject, is_onnx_node
 from polygraphy_ext.passes.layernorm_fusion.native_nodes import NATIVE_KINDS, NATIVE_PATTERNS, is_native_norm, match_native
 from polygraphy_ext.passes.layernorm_fusion.opset import default_opset, set_default_opset
 from polygraphy_ext.passes.layernorm_fusion.patterns import OPTIONAL_OUTPUT_NAMES, PATTERNS, NormMatch, match_skip
@@ -84,7 +84,7 @@ class _Collector:
     def collect(self, graph: gs.Graph, path: str, reserved_outputs) -> None:
         view = GraphView(graph, self.external_data_dir, reserved_outputs)
         own_nodes = {id(n) for n in graph.nodes}
-        anchors = [n for n in graph.nodes if n.op == "ReduceMean" and is_onnx_node(n)]
+        anchors = [n for n in graph.nodes if n.op in MEAN_OPS and is_onnx_node(n)]
         for index, anchor in enumerate(anchors):
             match, rejection = _match_anchor(view, anchor)
             if match is None and rejection is None:

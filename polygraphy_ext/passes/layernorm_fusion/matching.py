@@ -27,7 +27,7 @@ DEFAULT_DOMAINS = ("", "ai.onnx")
 _ARITY = {
     "Add": (2, 2), "Sub": (2, 2), "Mul": (2, 2), "Div": (2, 2), "Pow": (2, 2),
     "Sqrt": (1, 1), "Reciprocal": (1, 1), "Neg": (1, 1), "Cast": (1, 1), "Identity": (1, 1),
-    "ReduceMean": (1, 2), "Constant": (0, 0), "Flatten": (1, 1), "Reshape": (2, 2), "Unsqueeze": (1, 2),
+    "ReduceMean": (1, 2), "GlobalAveragePool": (1, 1), "Constant": (0, 0), "Flatten": (1, 1), "Reshape": (2, 2), "Unsqueeze": (1, 2),
     "Squeeze": (1, 2),
 }
 
@@ -38,6 +38,11 @@ _SAME_TYPE_OPS = frozenset(("Add", "Sub", "Mul", "Div", "Pow", "MatMul", "Gemm",
 # Ops a constant gamma/beta/eps is reached through in exports (``weight[:, None, None]``, ONNX's own
 # LayerNormalization function body flattens its scale): folded on the (small) value.
 _LAYOUT_OPS = ("Flatten", "Reshape", "Unsqueeze", "Squeeze")
+
+
+# The ops that average over a block of axes: ReduceMean, and GlobalAveragePool (the mean over every axis after the
+# first two, keepdims), which tf2onnx writes for a last-axis reduce_mean of a rank-3 tensor.
+MEAN_OPS = ("ReduceMean", "GlobalAveragePool")
 
 
 class Reject(Exception):
@@ -352,7 +357,13 @@ class GraphView:
 
     # ---- ReduceMean -------------------------------------------------------------------------------------
     def reduce_axes(self, node: gs.Node) -> Optional[Tuple[int, ...]]:
-        """Axes of a ReduceMean (attribute before opset 18, input from 18); None means 'all axes'."""
+        """Axes of a ReduceMean (attribute before opset 18, input from 18) or a GlobalAveragePool; None: all axes."""
+        if node.op == "GlobalAveragePool":
+            rank = self.rank(node.inputs[0])
+            if rank is None or rank < 3:
+                raise Reject(f"GlobalAveragePool {node.name} averages an input of unknown rank (run shape inference)"
+                             if rank is None else f"GlobalAveragePool {node.name} has a rank-{rank} input")
+            return tuple(range(2, rank))
         if node.attrs.get("keepdims", 1) != 1:
             raise Reject(f"ReduceMean {node.name} has keepdims=0")
         if len(node.inputs) > 1 and not is_empty(node.inputs[1]):

@@ -17,6 +17,7 @@ import onnx_graphsurgeon as gs
 
 from polygraphy_ext.passes.layernorm_fusion.matching import (
     FLOAT_DTYPES,
+    MEAN_OPS,
     GraphView,
     NotACandidate,
     Reject,
@@ -163,7 +164,9 @@ class FoldedGammaLayerNorm:
 
     @staticmethod
     def folded_consumers(view: GraphView, inv, x, means):
-        """(gamma Mul or None, Mul(x, k), Mul(mean, k)) when the inverse std is used the TF way, else None."""
+        """(gamma Mul or None, Mul(x, k), Mul(mean, k), k, Neg or None) when the inverse std is used the TF way,
+        else None. Keras 3 through tf2onnx multiplies Neg(mean) instead: the Neg is returned, the product is then
+        -(mean * k)."""
         if inv.kind != "rstd":
             return None
         k_tensor, gamma_mul = inv.tensor, None
@@ -181,8 +184,13 @@ class FoldedGammaLayerNorm:
             return None
         by_operand = {id(view.other_input(u, k_tensor)): u for u in users}
         mean_mul = next((by_operand[id(m)] for m in means if id(m) in by_operand and m is not x), None)
+        negation = None
+        if mean_mul is None:
+            negations = [u for m in means for u in m.outputs if is_onnx_node(u) and u.op == "Neg"]
+            negation = next((n for n in negations if id(n.outputs[0]) in by_operand), None)
+            mean_mul = by_operand[id(negation.outputs[0])] if negation is not None else None
         if id(x) in by_operand and mean_mul is not None:
-            return gamma_mul, by_operand[id(x)], mean_mul, k_tensor
+            return gamma_mul, by_operand[id(x)], mean_mul, k_tensor, negation
         return None
 
     @staticmethod
@@ -192,7 +200,7 @@ class FoldedGammaLayerNorm:
         folded = FoldedGammaLayerNorm.folded_consumers(view, inv, x, means)
         if folded is None:
             raise NotACandidate()
-        gamma_mul, x_mul, mean_mul, k_tensor = folded
+        gamma_mul, x_mul, mean_mul, k_tensor, negation = folded
         gamma = None
         if gamma_mul is not None:
             gamma = fit_affine(b, constant_operand(b, gamma_mul, inv.tensor), x, k, "gamma")
@@ -202,7 +210,10 @@ class FoldedGammaLayerNorm:
         combine = view.only_consumer(x_mul.outputs[0], "x * k")
         shifted = mean_mul.outputs[0]
         beta = None
-        if combine.op == "Sub" and combine.inputs[0] is x_mul.outputs[0] and combine.inputs[1] is shifted:
+        if negation is not None:
+            b.add(negation, "mean")
+            beta = _negated_offset(b, combine, x_mul.outputs[0], shifted, x, k)
+        elif combine.op == "Sub" and combine.inputs[0] is x_mul.outputs[0] and combine.inputs[1] is shifted:
             pass  # x*k - mean*k: no beta
         elif combine.op == "Add":
             offset = view.other_input(combine, x_mul.outputs[0])
@@ -235,6 +246,24 @@ class FoldedGammaLayerNorm:
         return _finish(b, FoldedGammaLayerNorm.name, "LayerNorm", x, output, k, inv.epsilon, gamma, beta, None)
 
 
+def _negated_offset(b: PatternBuilder, combine, xk, negated_shift, x, k):
+    """y = x*k + (-mean*k) [+ beta]: the beta (or None) of ``combine`` = Add(x*k, offset); claims the offset Add."""
+    view = b.view
+    if combine.op != "Add":
+        raise Reject(f"x * k feeds {combine.op}, expected Add(x * k, beta - mean * k)")
+    offset = view.other_input(combine, xk)
+    if offset is negated_shift:
+        return None
+    offset_node = view.producer(offset)
+    if offset_node is None or offset_node.op != "Add" or view.other_input(offset_node, negated_shift) is None:
+        raise Reject("x * k is not combined with (beta - mean * k)")
+    value = constant_operand(b, offset_node, negated_shift)
+    if value is None:
+        raise Reject("beta in (beta - mean * k) is not a constant")
+    b.add(offset_node, "offset (beta - mean * k)")
+    return fit_affine(b, value, x, k, "beta")
+
+
 def _subtracts_a_mean(view: GraphView, tensor) -> bool:
     """True for t = a - ReduceMean(.) (through Identity): a (possibly broken) LayerNorm's centered input.
 
@@ -247,7 +276,7 @@ def _subtracts_a_mean(view: GraphView, tensor) -> bool:
     mean = view.producer(sub.inputs[1])
     while mean is not None and mean.op == "Identity":
         mean = view.producer(mean.inputs[0])
-    return mean is not None and mean.op == "ReduceMean"
+    return mean is not None and mean.op in MEAN_OPS
 
 
 def _is_neg_of(view: GraphView, tensor, source) -> bool:
@@ -301,7 +330,7 @@ class RMSNormChain:
         user = view.single_consumer_or_none(anchor.outputs[0])
         if user is not None and user.op == "Sub":
             raise NotACandidate()
-        k = trailing_axes_count(view.reduce_axes(anchor), view.rank(x), "ReduceMean")
+        k = trailing_axes_count(view.reduce_axes(anchor), view.rank(x), anchor.op)
         inv = inverse_std(b, anchor.outputs[0])
         _, normalized = normalize(b, inv, lambda tensor: tensor is x)
         gamma, _, output, last_cast = affine_tail(b, normalized, x, k, allow_beta=False)

@@ -13,6 +13,7 @@ import onnx_graphsurgeon as gs
 from polygraphy_ext.passes.layernorm_fusion.dims import dims_forced_by, known
 from polygraphy_ext.passes.layernorm_fusion.matching import (
     FLOAT_DTYPES,
+    MEAN_OPS,
     GraphView,
     is_onnx_node,
     NotACandidate,
@@ -118,7 +119,7 @@ def reduce_block(b: PatternBuilder, mean_node: gs.Node, var_node: gs.Node, x: gs
         raise Reject(
             f"the two ReduceMeans reduce different axes ({_fmt_axes(mean_axes)} vs {_fmt_axes(var_axes)})"
         )
-    return trailing_axes_count(mean_axes, rank, "ReduceMean")
+    return trailing_axes_count(mean_axes, rank, mean_node.op)
 
 
 def _axis_set(axes, rank):
@@ -141,7 +142,7 @@ def mean_of(b: PatternBuilder, mean_tensor: gs.Tensor, x: gs.Tensor, what: str) 
         b.add(node, "mean")
         aliases.append(node.inputs[0])
         node = view.producer(node.inputs[0])
-    if node is None or node.op != "ReduceMean":
+    if node is None or node.op not in MEAN_OPS:
         raise Reject(f"{what} is not x - ReduceMean(x)")
     if node.inputs[0] is not x:
         raise Reject("Sub subtracts the mean of a different tensor")

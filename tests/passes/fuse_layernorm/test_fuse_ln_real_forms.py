@@ -347,3 +347,17 @@ def test_rmsnorm_below_opset_23_with_native_target_says_plugin_fuses_it():
     assert op_types(fused).count("LayerNormalization") == 1 and "RMSNormalization" not in op_types(fused)
     # No full check: onnx.checker calls GroupNormalization-18 deprecated, in the original as in the output.
     assert_equivalent(model, fused, kinds=("random",), checker=False)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 16), (2, 3, 4, 4)])
+def test_global_average_pool_as_the_mean(shape):
+    # tf2onnx writes a last-axis reduce_mean of a rank-3 tensor as GlobalAveragePool (the mean over every axis
+    # after the first two): rank 3 is a LayerNorm over the last axis, rank 4 one over the last two.
+    model = build(variant(shape=shape, axes=tuple(range(2 - len(shape), 0)), gamma_shape=shape[2:], beta_shape=shape[2:]))
+    for node in model.graph.node:
+        if node.op_type == "ReduceMean":
+            node.op_type = "GlobalAveragePool"
+            del node.attribute[:]
+    fused, report = run_pass(model)
+    assert len(report.fused) == 1 and report.candidates[0].axis == 2 - len(shape), report.summary()
+    assert_equivalent(model, fused)
