@@ -361,3 +361,41 @@ def test_global_average_pool_as_the_mean(shape):
     fused, report = run_pass(model)
     assert len(report.fused) == 1 and report.candidates[0].axis == 2 - len(shape), report.summary()
     assert_equivalent(model, fused)
+
+
+def _fp16_chain_with_input_affine(opset=10):
+    """An all-fp16 chain over symbolic [M, N] whose scale and bias are graph inputs of shape [N], the epsilon an fp16
+    constant and the exponent an fp32 constant cast to fp16: what exporters targeting old opsets emit for fp16."""
+    h = np.float16
+    nodes = [
+        helper.make_node("ReduceMean", ["X"], ["mean"], axes=[-1], name="mean"),
+        helper.make_node("Sub", ["X", "mean"], ["d"], name="center"),
+        helper.make_node("Cast", ["two"], ["two16"], to=TensorProto.FLOAT16, name="two_cast"),
+        helper.make_node("Pow", ["d", "two16"], ["sq"], name="square"),
+        helper.make_node("ReduceMean", ["sq"], ["var"], axes=[-1], name="variance"),
+        helper.make_node("Add", ["var", "eps"], ["var_eps"], name="add_eps"),
+        helper.make_node("Sqrt", ["var_eps"], ["std"], name="sqrt"),
+        helper.make_node("Div", ["d", "std"], ["n"], name="normalize"),
+        helper.make_node("Mul", ["Scale", "n"], ["scaled"], name="mul_gamma"),
+        helper.make_node("Add", ["scaled", "B"], ["Y"], name="add_beta"),
+    ]
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT16, ["M", "N"])]
+    inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT16, ["N"]) for n in ("Scale", "B")]
+    inits = [numpy_helper.from_array(np.array(2, np.float32), "two"), numpy_helper.from_array(np.array([1e-3], h), "eps")]
+    graph = helper.make_graph(nodes, "fp16", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT16, ["M", "N"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = IR_VERSION
+    return onnx.shape_inference.infer_shapes(model)
+
+
+@pytest.mark.parametrize("target", ["native", "plugin"])
+def test_fp16_chain_with_symbolic_dims_and_graph_input_affine(target):
+    model = _fp16_chain_with_input_affine()
+    fused, report = run_pass(model, target=target)
+    assert len(report.fused) == 1, report.summary()
+    cand = report.candidates[0]
+    assert cand.epsilon == float(np.float16(1e-3)) and cand.has_scale and cand.has_bias
+    assert "Scale has the input's symbolic dim N" in cand.shape_proof
+    node = next(n for n in fused.graph.node if n.op_type in ("LayerNormalization", "LayerNorm"))
+    assert list(node.input) == ["X", "Scale", "B"]
+    _runs_alike(model, fused, {"M": 5, "N": 24}, atol=2e-2, plugin=target == "plugin", kinds=("random",))
