@@ -412,16 +412,6 @@ def trailing_axes_count(axes: Optional[Sequence[int]], rank: Optional[int], what
     return len(axes)
 
 
-def normalized_dims(x, k: int) -> Optional[Tuple[int, ...]]:
-    """Static sizes of the last k dims of ``x``, or None if any is unknown."""
-    if x.shape is None or len(x.shape) < k:
-        return None
-    dims = tuple(x.shape[len(x.shape) - k :])
-    if all(isinstance(d, (int, np.integer)) and d >= 0 for d in dims):
-        return tuple(int(d) for d in dims)
-    return None
-
-
 def fit_to_normalized_shape(value: np.ndarray, dims: Optional[Tuple[int, ...]], rank: Optional[int], role: str):
     """Expand a gamma/beta constant to exactly the normalized shape, or reject if it broadcasts elsewhere.
 

@@ -2,11 +2,8 @@
 function expansion (its Mean/InvStdDev in use), gamma/beta as graph inputs, fp16 epsilons, If/Loop bodies,
 existing native nodes (dynamo exports), channels-first LayerNorm, RMSNorm below opset 23."""
 
-from dataclasses import replace
-
 import numpy as np
 import onnx
-import onnx_graphsurgeon as gs
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
