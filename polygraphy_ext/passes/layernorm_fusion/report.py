@@ -41,9 +41,14 @@ class FusionReport:
         return [c for c in self.candidates if c.fused]
 
     @property
-    def already_native(self) -> List[Candidate]:
+    def kept_native(self) -> List[Candidate]:
         """Existing native nodes that stay as they are (with --target native, or not convertible)."""
         return [c for c in self.candidates if c.already_native and not c.fused]
+
+    @property
+    def already_native(self) -> int:
+        """How many norms were native nodes before and stay so (summaries print this number)."""
+        return len(self.kept_native)
 
     @property
     def rejected(self) -> List[Candidate]:
@@ -60,9 +65,9 @@ class FusionReport:
             "opset_upgrade": self.opset_upgrade.to_dict() if self.opset_upgrade is not None else None,
             "num_candidates": len(self.candidates),
             "num_fused": len(self.fused),
-            "num_already_native": len(self.already_native),
+            "num_already_native": self.already_native,
             "fused_by_op": dict(self.counts_by_op()),
-            "already_native_by_op": dict(Counter(c.fused_op for c in self.already_native)),
+            "already_native_by_op": dict(Counter(c.fused_op for c in self.kept_native)),
             "by_graph": self._by_graph(),
             "candidates": [asdict(c) for c in self.candidates],
         }
@@ -77,7 +82,7 @@ class FusionReport:
         return graphs
 
     def summary(self) -> str:
-        native = self.already_native
+        native = self.kept_native
         decomposed = [c for c in self.candidates if not c.already_native]
         converted = [c for c in self.candidates if c.already_native and c.fused]
         if decomposed or converted or not native:
