@@ -144,11 +144,20 @@ def mean_of(b: PatternBuilder, mean_tensor: gs.Tensor, x: gs.Tensor, what: str) 
         node = view.producer(node.inputs[0])
     if node is None or node.op not in MEAN_OPS:
         raise Reject(f"{what} is not x - ReduceMean(x)")
-    if node.inputs[0] is not x:
+    if _through_identity(view, node.inputs[0]) is not _through_identity(view, x):
         raise Reject("Sub subtracts the mean of a different tensor")
     b.add(node, "mean")
     b.optional_outputs["mean"] = node.outputs[0]
     return node, aliases
+
+
+def _through_identity(view: GraphView, tensor):
+    """The tensor an Identity chain copies (tf2onnx leaves Identity between the mean's input and the Sub's)."""
+    node = view.producer(tensor)
+    while node is not None and node.op == "Identity":
+        tensor = node.inputs[0]
+        node = view.producer(tensor)
+    return tensor
 
 
 @dataclass
@@ -190,13 +199,16 @@ def inverse_std(b: PatternBuilder, variance: gs.Tensor) -> InverseStd:
     shifted = view.down_through_casts(add.outputs[0], casts)
     b.add_all(casts, "variance + epsilon")
     root = view.only_consumer(shifted, "variance + epsilon")
+    is_sqrt = root.op == "Sqrt"
     if root.op == "Pow":
         exponent, why = view.scalar(root.inputs[1])
-        if root.inputs[0] is not shifted or exponent is None or exponent != -0.5:
+        if root.inputs[0] is not shifted or exponent is None or exponent not in (-0.5, 0.5):
             raise Reject(f"variance + epsilon feeds Pow with exponent {exponent if exponent is not None else why}")
-        b.add(root, "inverse std")
-        return _rstd(b, _down(b, root.outputs[0], "inverse std"), epsilon)
-    if root.op != "Sqrt":
+        if exponent == -0.5:
+            b.add(root, "inverse std")
+            return _rstd(b, _down(b, root.outputs[0], "inverse std"), epsilon)
+        is_sqrt = True  # Pow(., 0.5), as JAX/TF exports write sqrt
+    if not is_sqrt:
         raise Reject(f"variance + epsilon feeds {root.op}, expected Sqrt or Pow(., -0.5)")
     b.add(root, "std")
     std = _down(b, root.outputs[0], "std")

@@ -396,3 +396,27 @@ def test_fp16_chain_with_symbolic_dims_and_graph_input_affine(target):
     node = next(n for n in fused.graph.node if n.op_type in ("LayerNormalization", "LayerNorm"))
     assert list(node.input) == ["X", "Scale", "B"]
     _runs_alike(model, fused, {"M": 5, "N": 24}, atol=2e-2, plugin=target == "plugin", kinds=("random",))
+
+
+def test_sqrt_written_as_pow_one_half():
+    model = build(variant())
+    graph = model.graph
+    sqrt = next(n for n in graph.node if n.op_type == "Sqrt")
+    sqrt.op_type = "Pow"
+    sqrt.input.append("half")
+    graph.initializer.append(numpy_helper.from_array(np.array(0.5, np.float32), "half"))
+    fused, report = run_pass(model)
+    assert len(report.fused) == 1, report.summary()
+    assert_equivalent(model, fused)
+
+
+def test_mean_of_an_identity_copy_of_the_input():
+    # tf2onnx: ReduceMean reads x, the Sub reads Identity(x) (or the other way round): the same values.
+    model = build(variant())
+    graph = model.graph
+    graph.node.insert(0, helper.make_node("Identity", ["x"], ["x_copy"], name="copy"))
+    sub = next(n for n in graph.node if n.op_type == "Sub")
+    sub.input[0] = "x_copy"
+    fused, report = run_pass(model)
+    assert len(report.fused) == 1 and report.candidates[0].input == "x_copy", report.summary()
+    assert_equivalent(model, fused)
