@@ -27,7 +27,7 @@ DEFAULT_DOMAINS = ("", "ai.onnx")
 _ARITY = {
     "Add": (2, 2), "Sub": (2, 2), "Mul": (2, 2), "Div": (2, 2), "Pow": (2, 2),
     "Sqrt": (1, 1), "Reciprocal": (1, 1), "Neg": (1, 1), "Cast": (1, 1), "Identity": (1, 1),
-    "ReduceMean": (1, 2), "GlobalAveragePool": (1, 1), "Constant": (0, 0), "Flatten": (1, 1), "Reshape": (2, 2), "Unsqueeze": (1, 2),
+    "ReduceMean": (1, 2), "GlobalAveragePool": (1, 1), "Size": (1, 1), "Range": (3, 3), "Constant": (0, 0), "Flatten": (1, 1), "Reshape": (2, 2), "Unsqueeze": (1, 2),
     "Squeeze": (1, 2),
 }
 
@@ -286,6 +286,31 @@ class GraphView:
         except (ValueError, IndexError, TypeError):
             return None
 
+    def shape_arithmetic(self, tensor, depth: int = 0) -> Optional[np.ndarray]:
+        """An integer tensor computed from constants and ranks, e.g. the axes of ONNX's RMSNormalization function
+        body: Range(Size(Shape(x)) + axis, Size(Shape(x)), 1). None unless every step is known exactly."""
+        value = self.constant(tensor)
+        if value is not None or depth > 8:
+            return value if value is None or np.issubdtype(value.dtype, np.integer) else None
+        node = self.producer(tensor)
+        if node is None or not node.inputs:
+            return None
+        if node.op == "Size":
+            shape_of = self.producer(node.inputs[0])
+            if shape_of is not None and shape_of.op == "Shape" and not shape_of.attrs and self.rank(shape_of.inputs[0]) is not None:
+                return np.array(self.rank(shape_of.inputs[0]), dtype=np.int64)
+            return None
+        args = [self.shape_arithmetic(t, depth + 1) for t in node.inputs]
+        if any(a is None for a in args):
+            return None
+        ops = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Neg": np.negative, "Identity": lambda a: a}
+        if node.op in ops and len(args) == (1 if node.op in ("Neg", "Identity") else 2):
+            return np.asarray(ops[node.op](*args))
+        if node.op == "Range" and len(args) == 3 and all(a.size == 1 for a in args) and args[2].reshape(()) != 0:
+            start, limit, delta = (int(a.reshape(())) for a in args)
+            return np.arange(start, limit, delta, dtype=np.int64)
+        return None
+
     def constant_shape(self, tensor) -> Optional[Tuple[int, ...]]:
         """The shape of a constant reached through Identity/Cast, without reading its data (weights can be GBs)."""
         while not isinstance(tensor, gs.Constant):
@@ -368,6 +393,8 @@ class GraphView:
             raise Reject(f"ReduceMean {node.name} has keepdims=0")
         if len(node.inputs) > 1 and not is_empty(node.inputs[1]):
             axes = self.constant(node.inputs[1])
+            if axes is None:
+                axes = self.shape_arithmetic(node.inputs[1])
             if axes is None:
                 raise Reject(f"ReduceMean {node.name} axes are not constant")
             axes = [int(a) for a in np.asarray(axes).reshape(-1)]

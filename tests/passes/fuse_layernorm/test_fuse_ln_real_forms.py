@@ -420,3 +420,26 @@ def test_mean_of_an_identity_copy_of_the_input():
     fused, report = run_pass(model)
     assert len(report.fused) == 1 and report.candidates[0].input == "x_copy", report.summary()
     assert_equivalent(model, fused)
+
+
+@pytest.mark.parametrize("axis, shape", [(-1, [2, 3, 4]), (1, [2, 3, 4])])
+def test_onnx_function_expansion_of_rmsnormalization(axis, shape):
+    # RMSNormalization-23's body reduces over Range(Size(Shape(X)) + axis, Size(Shape(X)), 1): axes known once the
+    # rank is.
+    from onnx.backend.test.case.node import function_testcase_helper
+
+    normalized = shape[axis % len(shape):]
+    node = helper.make_node("RMSNormalization", ["X", "W"], ["Y"], axis=axis, epsilon=1e-3)
+    types = [helper.make_tensor_type_proto(TensorProto.FLOAT, s) for s in (shape, normalized)]
+    nodes = function_testcase_helper(node, types, "t", opset_imports=[helper.make_opsetid("", 23)])[0][-1][0]
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, shape),
+              helper.make_tensor_value_info("W", TensorProto.FLOAT, normalized)]
+    graph = helper.make_graph(nodes, "rms", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
+    model.ir_version = 11
+    model = onnx.shape_inference.infer_shapes(model)
+    fused, report = run_pass(model, rms=True)
+    expected_axis = axis - len(shape) if axis >= 0 else axis
+    assert len(report.fused) == 1 and report.candidates[0].axis == expected_axis, report.summary()
+    assert op_types(fused).count("RMSNormalization") == 1 and "ReduceMean" not in op_types(fused)
+    _runs_alike(model, fused, None, atol=1e-5)
