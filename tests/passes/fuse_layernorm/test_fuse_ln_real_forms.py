@@ -443,3 +443,36 @@ def test_onnx_function_expansion_of_rmsnormalization(axis, shape):
     assert len(report.fused) == 1 and report.candidates[0].axis == expected_axis, report.summary()
     assert op_types(fused).count("RMSNormalization") == 1 and "ReduceMean" not in op_types(fused)
     _runs_alike(model, fused, None, atol=1e-5)
+
+
+def test_layernorm_inside_a_loop_body():
+    # Loop (2 iterations) whose body normalizes the carried tensor: the chain is in the body, reported there.
+    chain = build(variant())
+    body_nodes = [n for n in chain.graph.node if n.name != "output"]
+    last = next(n for n in chain.graph.node if n.name == "output").input[0]
+    for n in body_nodes:
+        n.input[:] = ["carried" if i == "x" else i for i in n.input]
+    body_nodes.append(helper.make_node("Identity", ["cond_in"], ["cond_out"], name="keep_going"))
+    body_nodes.append(helper.make_node("Identity", [last], ["carried_out"], name="carry"))
+    body = helper.make_graph(
+        body_nodes, "body",
+        [helper.make_tensor_value_info("iter", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("carried", TensorProto.FLOAT, [2, 3, 16])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("carried_out", TensorProto.FLOAT, [2, 3, 16])],
+        list(chain.graph.initializer),
+    )
+    loop = helper.make_node("Loop", ["trips", "", "x"], ["y"], name="repeat", body=body)
+    graph = helper.make_graph(
+        [loop], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 16])],
+        [numpy_helper.from_array(np.array(2, np.int64), "trips")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = IR_VERSION
+    model = onnx.shape_inference.infer_shapes(model)
+    fused, report = run_pass(model)
+    assert [(c.graph, c.fused) for c in report.candidates] == [("repeat.body", True)], report.summary()
+    assert "LayerNormalization" in [n.op_type for n in fused.graph.node[0].attribute[0].g.node]
+    assert_equivalent(model, fused, kinds=("random", "large_mean"))
