@@ -4,9 +4,14 @@
    fp16/bf16/tf32, unaligned and aligned timed interleaved in the same run; ratio = unaligned / aligned.
 2. The full FFN block (Linear -> GELU -> Linear) with width 3071 vs 3072.
 3. The pass's own time on generated models of growing size (should be linear in graph size).
+4. ``--corpus``: every real export of tests/corpus with an odd Linear/Conv width: per width, padded at zero
+   cost / with a Slice or Pad / refused (with the reason), whether ``--check`` holds, and the loader's time
+   (import, pass, export: what the user pays) over Polygraphy's own ``sanitize`` (constant folding) on the same
+   model, medians of repeats, side by side in one run. Prints the markdown table of docs/align-dims.md.
 
 GPU (H100/H200):  python bench/align_dims.py --out bench/results/align_dims.json
 CPU smoke check:  python bench/align_dims.py --smoke --out /tmp/align_dims_smoke.json
+Corpus table:     python bench/align_dims.py --corpus --skip-torch --out /tmp/align_dims_corpus.json
 """
 
 import argparse
@@ -187,6 +192,77 @@ def bench_pass(smoke, repeats):
     return results
 
 
+def _width_outcome(width, report, inner):
+    """How one odd width ended: zero cost, with a Slice/Pad, or refused (with the first reason)."""
+    dims = [d for d in report.aligned if d.old_size == width]
+    if dims:
+        kinds = sorted({"zero cost" if d.boundary == "none" else d.boundary for d in dims})
+        return f"{width}: {len(dims)}x " + "/".join(kinds)
+    reasons = [item.reason for item in report.left_alone if f"{width} -> " in item.reason]
+    why = reasons[0].split(";")[0] if reasons else "not a GEMM/conv width the pass sees"
+    return f"{width}: refused ({why})" if inner or reasons else f"{width}: {why}"
+
+
+def bench_corpus(repeats):
+    import os
+    import sys
+
+    import onnx
+    from polygraphy.backend.onnx import FoldConstants
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "corpus"))
+    import corpus
+    from test_corpus_align_dims import dim_values, inner_widths
+
+    from polygraphy_ext.numerics import compare_models
+    from polygraphy_ext.passes.dim_alignment.loader import AlignDims
+
+    rows = []
+    for entry in corpus.entries(has="odd_width"):
+        model = onnx.load(str(entry.path))
+        inner = inner_widths(entry)
+        align_s, fold_s = [], []
+        for _ in range(repeats):  # alternated, so machine noise hits both alike
+            start = time.perf_counter()
+            loader = AlignDims(model)
+            aligned = loader()
+            align_s.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            FoldConstants(model)()
+            fold_s.append(time.perf_counter() - start)
+        report = loader.report
+        check = compare_models(model, aligned, dim_values=dim_values(entry)) if report.changed else None
+        added = {op: sum(n.op_type == op for n in aligned.graph.node) - sum(n.op_type == op for n in model.graph.node)
+                 for op in ("Slice", "Pad")}
+        rows.append(
+            {
+                "file": entry.file,
+                "odd_widths": list(entry.odd_widths),
+                "inner_widths": sorted(inner),
+                "outcomes": [_width_outcome(w, report, w in inner) for w in entry.odd_widths],
+                "slices_added": max(0, added["Slice"]),
+                "pads_added": max(0, added["Pad"]),
+                "check": None if check is None else bool(check.ok),
+                "align_median_s": statistics.median(align_s),
+                "sanitize_median_s": statistics.median(fold_s),
+            }
+        )
+    return rows
+
+
+def print_corpus_table(rows):
+    print("| model | odd widths (inner: FFN) | outcome per width | Slice/Pad added | --check | time / sanitize |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        inner = ", ".join(str(w) for w in row["inner_widths"]) or "-"
+        check = {None: "unchanged", True: "exact", False: "FAILED"}[row["check"]]
+        ratio = row["align_median_s"] / row["sanitize_median_s"] if row["sanitize_median_s"] else float("nan")
+        print(
+            f"| {row['file'][:-5]} | {', '.join(map(str, row['odd_widths']))} ({inner}) | {'; '.join(row['outcomes'])} "
+            f"| {row['slices_added']}/{row['pads_added']} | {check} | {ratio:.2f}x |"
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, runs on CPU in seconds")
@@ -194,6 +270,7 @@ def main():
     parser.add_argument("--iters", type=int, default=None, help="timed iterations per repeat (default 200; smoke 5)")
     parser.add_argument("--repeats", type=int, default=None, help="repeats; medians are reported (default 9; smoke 3)")
     parser.add_argument("--skip-torch", action="store_true", help="only time the pass itself")
+    parser.add_argument("--corpus", action="store_true", help="also run the pass on the real-export corpus (table)")
     parser.add_argument("--out", default="align_dims_bench.json", help="JSON output path")
     args = parser.parse_args()
     iters = args.iters or (5 if args.smoke else 200)
@@ -221,6 +298,9 @@ def main():
     print(f"{'layers':>8}{'nodes':>8}{'median s':>12}{'us/node':>10}")
     for row in out["pass_time"]:
         print(f"{row['layers']:>8}{row['nodes']:>8}{row['median_s']:>12.4f}{row['us_per_node']:>10.1f}")
+    if args.corpus:
+        out["corpus"] = bench_corpus(repeats)
+        print_corpus_table(out["corpus"])
     with open(args.out, "w") as f:
         json.dump(out, f, indent=2)
     print(f"wrote {args.out}")

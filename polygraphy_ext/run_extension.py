@@ -9,13 +9,15 @@ def install_hook():
     try:
         import _polygraphy_ext_hook as hook
     except ImportError:  # installed without the build step that places the top-level module
-        from polygraphy_ext import _hook as hook
+        from polygraphy_ext.integration import hook
     hook.install()
     return hook
 
 
 def get_arg_groups():
-    install_hook()
-    from polygraphy_ext.tools.args.fuse_ln import FuseLnRunArgs
+    import importlib
 
-    return [FuseLnRunArgs()]
+    from polygraphy_ext.integration.registry import RUN_ARG_GROUPS
+
+    install_hook()
+    return [getattr(importlib.import_module(module), name)() for module, name in RUN_ARG_GROUPS]

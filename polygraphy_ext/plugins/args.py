@@ -1,8 +1,8 @@
-"""Replaces the behaviour of Polygraphy's ``TrtLoadPluginsArgs`` (``--plugins``) in every tool that uses it.
+"""The behaviour polygraphy-ext gives Polygraphy's ``TrtLoadPluginsArgs`` (``--plugins``) in every tool that uses it.
 
-Called by the start-up hook right after ``polygraphy.tools.args.backend.trt.loader`` has executed. The class
-is patched in place rather than subclassed because run/convert/inspect/debug instantiate it by name; the
-``--plugins`` spelling and the ``plugins`` attribute stay as they were, the new flags have new names.
+``integration/patches/trt_args.py`` installs these functions in place of the class's own (run/convert/inspect/
+debug instantiate it by name, so it cannot be subclassed); the ``--plugins`` spelling and the ``plugins``
+attribute stay as they were, the new flags have new names.
 
 Where Polygraphy's version wraps loaders with ``LoadPlugins`` (``ctypes.CDLL``), ours wraps them with
 ``polygraphy_ext.plugins.loader.LoadPluginLibraries``, so ``--gen-script`` output uses it too. The first
@@ -17,8 +17,13 @@ import weakref
 from polygraphy.tools.args import util as args_util
 from polygraphy.tools.script import make_invocable
 
-_PATCHED = "_polygraphy_ext_plugins_patched"
+PATCHED = "_polygraphy_ext_plugins_patched"
 _LOADER_MODULE = "polygraphy_ext.plugins.loader"
+
+ARGS_DOC = (
+    "TensorRT Plugin Loading: loading TensorRT plugin libraries through the plugin registry and checking "
+    "models' plugin nodes first (polygraphy-ext, see docs/plugins-loading.md)"
+)
 
 PLUGINS_HELP = (
     "Plugin libraries to load: paths of libraries, directories (every *.so / *.so.* directly inside is loaded) "
@@ -39,7 +44,7 @@ EMBED_HELP = (
 )
 
 
-def _add_parser_args_impl(self):
+def add_parser_args_impl(self):
     self.group.add_argument("--plugins", help=PLUGINS_HELP, nargs="+", default=None)
     self.group.add_argument(
         "--no-autoload-plugins", help=NO_AUTOLOAD_HELP, action="store_true", default=None, dest="no_autoload_plugins"
@@ -47,7 +52,7 @@ def _add_parser_args_impl(self):
     self.group.add_argument("--embed-plugins", help=EMBED_HELP, action="store_true", default=None)
 
 
-def _parse_impl(self, args):
+def parse_impl(self, args):
     """
     Parses command-line arguments and populates the following attributes:
 
@@ -73,7 +78,7 @@ def _wraps_onnx_model(self, script) -> bool:
     return first
 
 
-def _add_to_script_impl(self, script, loader_name):
+def add_to_script_impl(self, script, loader_name):
     """
     Args:
         loader_name (str): The loader (or model path) that ``LoadPluginLibraries`` should pass through.
@@ -92,11 +97,13 @@ def _add_to_script_impl(self, script, loader_name):
     return script.add_loader(loader_str, "load_plugins")
 
 
-def _wrap_config_add_to_script(original):
-    def add_to_script_impl(self, script, custom_loader_name=None):
+def wrap_config_add_to_script(original):
+    def add_to_script_impl(self, script, *args, **kwargs):
         from polygraphy.tools.args.backend.trt.loader import TrtLoadPluginsArgs
 
-        config_name = original(self, script, custom_loader_name)
+        # Passed through as given: Polygraphy < 0.50 has no custom_loader_name parameter.
+        config_name = original(self, script, *args, **kwargs)
+        custom_loader_name = kwargs.get("custom_loader_name", args[0] if args else None)
         plugin_args = self.arg_groups[TrtLoadPluginsArgs] if TrtLoadPluginsArgs in self.arg_groups else None
         # custom_loader_name is set only for the config Polygraphy hands the ONNX parser, not the builder.
         if custom_loader_name is not None or plugin_args is None or not getattr(plugin_args, "embed_plugins", False):
@@ -107,11 +114,11 @@ def _wrap_config_add_to_script(original):
         script.add_import(imports=["EmbedPluginLibraries"], frm=_LOADER_MODULE)
         return script.add_loader(make_invocable("EmbedPluginLibraries", config_name), "embed_plugins")
 
-    setattr(add_to_script_impl, _PATCHED, True)
+    setattr(add_to_script_impl, PATCHED, True)
     return add_to_script_impl
 
 
-def _wrap_engine_add_to_script(original):
+def wrap_engine_add_to_script(original):
     def add_to_script_impl(self, script, network_name=None):
         from polygraphy.tools.args.backend.trt.loader import TrtLoadPluginsArgs
         from polygraphy.tools.args.model import ModelArgs
@@ -131,28 +138,5 @@ def _wrap_engine_add_to_script(original):
         )
         return script.add_loader(loader_str, "check_engine_plugins")
 
-    setattr(add_to_script_impl, _PATCHED, True)
+    setattr(add_to_script_impl, PATCHED, True)
     return add_to_script_impl
-
-
-def patch_polygraphy(loader_args_module):
-    """Hook target for ``polygraphy.tools.args.backend.trt.loader`` (idempotent)."""
-    plugins_args = loader_args_module.TrtLoadPluginsArgs
-    if not getattr(plugins_args, _PATCHED, False):
-        plugins_args.__doc__ = (
-            "TensorRT Plugin Loading: loading TensorRT plugin libraries through the plugin registry and checking "
-            "models' plugin nodes first (polygraphy-ext, see docs/plugins-loading.md)"
-        )
-        plugins_args.add_parser_args_impl = _add_parser_args_impl
-        plugins_args.parse_impl = _parse_impl
-        plugins_args.add_to_script_impl = _add_to_script_impl
-        setattr(plugins_args, _PATCHED, True)
-
-    engine_args = loader_args_module.TrtLoadEngineArgs
-    if not getattr(engine_args.add_to_script_impl, _PATCHED, False):
-        engine_args.add_to_script_impl = _wrap_engine_add_to_script(engine_args.add_to_script_impl)
-
-    from polygraphy.tools.args.backend.trt.config import TrtConfigArgs
-
-    if not getattr(TrtConfigArgs.add_to_script_impl, _PATCHED, False):
-        TrtConfigArgs.add_to_script_impl = _wrap_config_add_to_script(TrtConfigArgs.add_to_script_impl)

@@ -4,7 +4,8 @@ A model fused by ``fuse-ln --target plugin`` contains LayerNorm/SkipLayerNorm/RM
 only our TensorRT plugin library implements, so it cannot be checked numerically without a GPU. This pass
 replaces each with the onnxruntime op(s) computing the same function (ONNX ``LayerNormalization`` and ``Add``,
 onnxruntime's ``SimplifiedLayerNormalization`` and ``com.microsoft`` ``Gelu``/``FastGelu``), leaving every
-other node alone. The start-up hook applies it inside Polygraphy's onnxruntime loader (``SessionFromOnnx``),
+other node alone. The start-up hook applies it inside Polygraphy's onnxruntime loader (``SessionFromOnnx``, see
+``integration/patches/onnxrt_session.py``),
 so ``polygraphy run fused.onnx --onnxrt`` runs the fused model on CPU and ``--trt --onnxrt`` compares the
 plugins against this reference on a GPU machine.
 """
@@ -47,32 +48,42 @@ def _layer_norm(graph: "gs.Graph", x, gamma, beta, out, axis: int, epsilon: floa
     )
 
 
+def _field(node: "gs.Node", name: str):
+    """The node's value of a plugin field, or the plugin's default from specs.json (what the plugin would use)."""
+    spec = library_spec().plugins[node.op].fields[name]
+    value = node.attrs.get(name, spec.default)
+    if spec.type == "float32":
+        return float(value)
+    if spec.type == "int32":
+        return int(value)
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _lower_node(graph: "gs.Graph", node: "gs.Node", name: str):
-    attrs, ins, outs = node.attrs, node.inputs, node.outputs
+    ins, outs = node.inputs, node.outputs
     if node.op == "LayerNorm":
-        _layer_norm(graph, ins[0], ins[1], _present(ins, 2), outs[0], int(attrs.get("axis", -1)),
-                    float(attrs.get("epsilon", 1e-5)), name)
+        _layer_norm(graph, ins[0], ins[1], _present(ins, 2), outs[0], _field(node, "axis"),
+                    _field(node, "epsilon"), name)
     elif node.op == "SkipLayerNorm":
         total = gs.Variable(f"{name}_sum", dtype=None) if _present(outs, 1) is None else outs[1]
-        bias = _present(ins, 4) if int(attrs.get("has_bias", 0)) else None
-        beta = _present(ins, 3) if int(attrs.get("has_beta", 1)) else None
+        bias = _present(ins, 4) if _field(node, "has_bias") else None
+        beta = _present(ins, 3) if _field(node, "has_beta") else None
         if bias is not None:
             partial = gs.Variable(f"{name}_input_skip", dtype=None)
             graph.nodes.append(gs.Node("Add", name=f"{name}_add_skip", inputs=[ins[0], ins[1]], outputs=[partial]))
             graph.nodes.append(gs.Node("Add", name=f"{name}_add_bias", inputs=[partial, bias], outputs=[total]))
         else:
             graph.nodes.append(gs.Node("Add", name=f"{name}_add_skip", inputs=[ins[0], ins[1]], outputs=[total]))
-        _layer_norm(graph, total, ins[2], beta, outs[0], int(attrs.get("axis", -1)),
-                    float(attrs.get("epsilon", 1e-5)), name)
+        _layer_norm(graph, total, ins[2], beta, outs[0], _field(node, "axis"),
+                    _field(node, "epsilon"), name)
     elif node.op == "RMSNorm":
         # onnxruntime registers SimplifiedLayerNormalization (RMS normalisation) in the default domain.
         graph.nodes.append(
             gs.Node("SimplifiedLayerNormalization", name=name, inputs=[ins[0], ins[1]], outputs=[outs[0]],
-                    attrs={"axis": int(attrs.get("axis", -1)), "epsilon": float(attrs.get("epsilon", 1e-6))})
+                    attrs={"axis": _field(node, "axis"), "epsilon": _field(node, "epsilon")})
         )
     elif node.op == "BiasGelu":
-        approximate = attrs.get("approximate", "none")
-        approximate = approximate.decode() if isinstance(approximate, bytes) else str(approximate)
+        approximate = _field(node, "approximate")
         bias = _present(ins, 1)
         if approximate == "tanh":
             inputs = [ins[0]] + ([bias] if bias is not None else [])
@@ -132,7 +143,7 @@ def reference_model_for_onnxrt(model):
     return lowered.SerializeToString()
 
 
-class _ReferenceModelLoader:
+class ReferenceModelLoader:
     """Stands in for SessionFromOnnx's model argument: yields the model with our plugin nodes lowered."""
 
     def __init__(self, source):
@@ -143,19 +154,3 @@ class _ReferenceModelLoader:
 
         model, _ = util.invoke_if_callable(self._source)
         return reference_model_for_onnxrt(model)
-
-
-def patch_session_from_onnx(onnxrt_loader_module):
-    """Hook target for ``polygraphy.backend.onnxrt.loader`` (idempotent)."""
-    session_class = onnxrt_loader_module.SessionFromOnnx
-    original_init = session_class.__init__
-    if getattr(original_init, "_polygraphy_ext_patched", False):
-        return
-
-    def __init__(self, model_bytes, *args, **kwargs):
-        original_init(self, model_bytes, *args, **kwargs)
-        self._model_bytes_or_path = _ReferenceModelLoader(self._model_bytes_or_path)
-
-    __init__._polygraphy_ext_patched = True
-    __init__.__doc__ = original_init.__doc__
-    session_class.__init__ = __init__

@@ -1,4 +1,4 @@
-"""``polygraphy surgeon align-dims``: the dimension alignment on the shared pass lifecycle (``tools/pass_subtool.py``)."""
+"""``polygraphy surgeon align-dims``: dimension alignment on the shared pass lifecycle (``tools/pass_subtool.py``)."""
 
 from polygraphy_ext.tools.args.align_dims import AlignDimsArgs
 from polygraphy_ext.tools.pass_subtool import PassSubtool

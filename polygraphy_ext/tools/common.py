@@ -14,6 +14,12 @@ def user_error(message: str):
     G_LOGGER.critical(message)
 
 
+def one_line(err: Exception) -> str:
+    """An exception's message on one line (what follows "... : " in a user error), its type if it has none."""
+    text = " ".join(str(err).split())
+    return text[:500] if text else type(err).__name__
+
+
 def check_output_path(path, option: str = "the output") -> None:
     """Fail with one line unless a file can be written at ``path`` (``option`` names it in the message).
 

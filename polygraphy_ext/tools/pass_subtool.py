@@ -24,7 +24,7 @@ and its options a ``PassArgs`` group, see ``polygraphy_ext.tools.args.pass_args`
         SHAPE_INFERENCE = True            # default of --no-shape-inference / --shape-inference
         CHECK_ATOL, CHECK_RTOL = 1e-4, 1e-3
 
-then one line in ``polygraphy_ext/_registry.py`` (``("fuse-gelu", "polygraphy_ext.tools.fuse_gelu",
+then one line in ``polygraphy_ext/integration/registry.py`` (``("fuse-gelu", "polygraphy_ext.tools.fuse_gelu",
 "FuseGelu")``) and a docs page. Optional hooks: ``validate_options(pass_args)`` for checks that need more than
 the group (e.g. other groups' options), ``loader_kwargs(external_data_dir)`` for loader arguments that come
 from the lifecycle rather than the command line (fuse-ln reads eps/gamma/beta from external data).
@@ -38,11 +38,17 @@ from pathlib import Path
 from polygraphy import mod
 from polygraphy.exception import PolygraphyException
 from polygraphy.logger import G_LOGGER
-from polygraphy.tools.args import ModelArgs, OnnxInferShapesArgs, OnnxLoadArgs, OnnxSaveArgs
+from polygraphy.tools.args import DataLoaderArgs, ModelArgs, OnnxInferShapesArgs, OnnxLoadArgs, OnnxSaveArgs
 from polygraphy.tools.surgeon.subtool.base import BaseSurgeonSubtool
 
 from polygraphy_ext.tools.args.lifecycle import PassCheckArgs, PassReportArgs
-from polygraphy_ext.tools.common import check_output_path, user_error, write_atomically, write_text_atomically
+from polygraphy_ext.tools.common import (
+    check_output_path,
+    one_line,
+    user_error,
+    write_atomically,
+    write_text_atomically,
+)
 
 onnx = mod.lazy_import("onnx")
 
@@ -54,6 +60,7 @@ class PassSubtool(BaseSurgeonSubtool):
     SHAPE_INFERENCE = True
     CHECK_ATOL = 1e-5
     CHECK_RTOL = 1e-5
+    CHECK_INPUT_KINDS = None  # generated --check rows (numerics.INPUT_KINDS); None: all of them
 
     def __init__(self):
         super().__init__(self.NAME)
@@ -63,13 +70,19 @@ class PassSubtool(BaseSurgeonSubtool):
 
     def get_subscriptions_impl(self):
         return [
-            ModelArgs(model_opt_required=True, input_shapes_opt_name=False, required_model_type="onnx"),
+            ModelArgs(
+                model_opt_required=True,
+                input_shapes_opt_name="inputs",
+                input_shapes_opt_doc="Shapes of the inputs --check feeds (e.g. a mask of length past + sequence)",
+                required_model_type="onnx",
+            ),
             OnnxInferShapesArgs(default=self.SHAPE_INFERENCE),
             OnnxLoadArgs(allow_shape_inference=True, outputs_opt_prefix=False, allow_from_tf=False),
             OnnxSaveArgs(allow_shape_inference=True, output_opt_required=True),
             self.PASS_ARGS(),
             PassReportArgs(),
             PassCheckArgs(result=self.PASS_ARGS.RESULT, default_atol=self.CHECK_ATOL, default_rtol=self.CHECK_RTOL),
+            DataLoaderArgs(),
         ]
 
     # -- hooks for subclasses ---------------------------------------------------------------------------------
@@ -99,7 +112,8 @@ class PassSubtool(BaseSurgeonSubtool):
         if shape_args.do_shape_inference:
             from polygraphy_ext.shape_inference import infer_shapes
 
-            model = infer_shapes(original, allow_onnxruntime=shape_args.allow_onnxruntime)
+            allow_ort = _ort_shape_inference(original, shape_args.allow_onnxruntime)
+            model = infer_shapes(original, allow_onnxruntime=allow_ort)
 
         result, report = self._run_pass(pass_args, model, in_path, data_dir)
         if result is not model:
@@ -131,9 +145,10 @@ class PassSubtool(BaseSurgeonSubtool):
             if _same_path(report_path, in_path) or _same_path(report_path, out_path):
                 user_error(f"--report ({report_path}) must differ from the input and the output model")
         external_data_path = self.arg_groups[OnnxSaveArgs].external_data_path
-        if external_data_path and os.path.isabs(external_data_path):
+        if external_data_path and (os.path.isabs(external_data_path) or ".." in Path(external_data_path).parts):
             user_error(
-                f"--external-data-path must be relative to the output model's directory, got {external_data_path}"
+                "--save-external-data must be a path inside the output model's directory (relative, without '..'), "
+                f"got {external_data_path}"
             )
 
     def _load(self, in_path):
@@ -204,10 +219,51 @@ class PassSubtool(BaseSurgeonSubtool):
         return files
 
     def check(self, original, result, data_dir):
-        """Fail (writing nothing) unless ``result`` computes what ``original`` does."""
+        """Fail (writing nothing) unless ``result`` is as accurate as ``original`` (see ``tools/check.py``)."""
+        from polygraphy_ext.tools.check import check_rewrite
+
         check_args = self.arg_groups[PassCheckArgs]
-        check_numerics(original, result, atol=check_args.atol, rtol=check_args.rtol, noun=self.result,
-                       data_dir=data_dir)
+        if data_dir is not None and (external_files(original) or external_files(result)):
+            # onnxruntime needs every weight anyway; give it in-memory copies with the data loaded.
+            original, result = _with_external_data(original, data_dir), _with_external_data(result, data_dir)
+        check_rewrite(
+            original,
+            result,
+            self._check_feeds(original),
+            atol=check_args.atol,
+            rtol=check_args.rtol,
+            fp32_default=(self.CHECK_ATOL, self.CHECK_RTOL),
+            noun=self.result,
+        )
+
+    def _check_feeds(self, model):
+        """[(label, feed dict)]: Polygraphy's data loader when given a script or saved inputs, else the three
+        kinds of generated rows (random, low-variance, large-mean), shaped by --input-shapes."""
+        from polygraphy_ext.numerics import INPUT_KINDS, generate_inputs
+
+        loader_args = self.arg_groups[DataLoaderArgs]
+        if loader_args.data_loader_script or loader_args.load_inputs_paths:
+            try:
+                feeds = [(f"data loader #{i}", dict(f)) for i, f in enumerate(loader_args.get_data_loader())]
+            except PolygraphyException:
+                raise
+            except Exception as err:
+                user_error(f"--check: the data loader failed: {one_line(err)}")
+            if not feeds:
+                user_error("--check: the data loader gave no inputs")
+            return feeds
+        shapes = {name: meta.shape for name, meta in (self.arg_groups[ModelArgs].input_shapes or {}).items()}
+        unknown = sorted(set(shapes) - {vi.name for vi in model.graph.input})
+        if unknown:
+            user_error(f"--input-shapes names {', '.join(unknown)}, which the model has no input of")
+        seed = loader_args.seed or 0
+        try:
+            return [
+                (kind, generate_inputs(model, kind, seed=seed + index, shapes=shapes))
+                for index, kind in enumerate(self.CHECK_INPUT_KINDS or INPUT_KINDS)
+            ]
+        except (ValueError, TypeError) as err:
+            user_error(f"--check cannot generate inputs: {one_line(err)}")
 
     def _write(self, model, report, out_path, report_path, external_files_, data_dir):
         """The report first (one small file), then the model; a report this run created goes again if the model
@@ -222,13 +278,22 @@ class PassSubtool(BaseSurgeonSubtool):
             except OSError as err:
                 user_error(f"Could not write the report {report_path}: {one_line(err)}")
         save_args = self.arg_groups[OnnxSaveArgs]
+        shape_args = self.arg_groups[OnnxInferShapesArgs]
 
         def write_model(tmp_path):
+            from polygraphy import util
+
             from polygraphy_ext.shape_inference import scratch_working_directory
 
+            if save_args.external_data_path:
+                # onnx opens external data files beneath the model's directory and creates no directories.
+                (tmp_path.parent / save_args.external_data_path).parent.mkdir(parents=True, exist_ok=True)
             # Saving may re-run shape inference, which must not litter the user's directory; Polygraphy would
             # also log the temporary path it saves to ("Saved model to" below names the real one).
-            with scratch_working_directory(), G_LOGGER.verbosity(G_LOGGER.WARNING):
+            allow_ort = _ort_shape_inference(model, shape_args.allow_onnxruntime)
+            with scratch_working_directory(), G_LOGGER.verbosity(G_LOGGER.WARNING), util.TempAttrChange(
+                shape_args, {"allow_onnxruntime": allow_ort}
+            ):
                 save_args.save_onnx(model, str(tmp_path))
             _carry_external_data(external_files_, data_dir, tmp_path.parent, Path(out_path).absolute().parent)
 
@@ -245,22 +310,19 @@ class PassSubtool(BaseSurgeonSubtool):
             G_LOGGER.info(f"Wrote report to {report_path}")
 
 
-def check_numerics(original, result, *, atol, rtol, noun="rewritten", data_dir=None):
-    """Fail (one line, nothing written) unless ``result`` computes what ``original`` does in onnxruntime."""
-    from polygraphy_ext.numerics import compare_models
+# Domains onnxruntime's symbolic shape inference knows; a node of any other (our plugins, a vendor's) makes it
+# fail, as do weights left in external data it is not given, after which Polygraphy warns that onnxruntime seems
+# not to be installed -- noise, so it is not tried then.
+_ORT_SHAPE_DOMAINS = ("", "ai.onnx", "com.microsoft")
 
-    if data_dir is not None and (external_files(original) or external_files(result)):
-        # onnxruntime needs every weight anyway; give it in-memory copies with the data loaded.
-        original, result = _with_external_data(original, data_dir), _with_external_data(result, data_dir)
-    try:
-        numeric = compare_models(original, result, atol=atol, rtol=rtol)
-    except ImportError as err:
-        user_error(f"--check needs onnxruntime ({one_line(err)}): pip install onnxruntime")
-    except Exception as err:
-        user_error(f"--check could not run the model in onnxruntime: {one_line(err)}")
-    if not numeric.ok:
-        user_error(f"--check failed, nothing written: the {noun} model differs from the original: {numeric.summary()}")
-    G_LOGGER.info(f"--check: {numeric.summary()}")
+
+def _ort_shape_inference(model, requested):
+    """``requested`` (None: try onnxruntime's symbolic shape inference), False when it cannot handle the model."""
+    if requested is False:
+        return False
+    if any(node.domain not in _ORT_SHAPE_DOMAINS for node in model.graph.node) or external_files(model):
+        return False
+    return requested
 
 
 def check_structure(model, result, noun="rewritten"):
@@ -331,7 +393,3 @@ def _same_path(a, b) -> bool:
         return os.path.samefile(a, b)
     return os.path.abspath(a) == os.path.abspath(b)
 
-
-def one_line(err: Exception) -> str:
-    text = " ".join(str(err).split())
-    return text[:500] if text else type(err).__name__

@@ -58,6 +58,8 @@ class Entry:
         return self.file[: -len(".onnx")]
 
     def count(self, kind: str) -> int:
+        """Module calls of one kind (0 when none). ``residual_add_layernorm`` is only recorded where the
+        architecture fixes it (post-LN BERT-style models): ``counts.get(...)`` is None where it was not derived."""
         if kind == "gelu":
             return sum(self.counts.get(k, 0) for k in _GELU_KINDS)
         if kind == "odd_width":

@@ -69,12 +69,12 @@ def test_help_lists_our_tools_and_nothing_fails_to_load(run_polygraphy):
     assert "pgx-hello" in top.stdout
     assert "pgx-hello-surgeon" in surgeon.stdout
     # Real tools appear once their implementation exists.
-    from polygraphy_ext import _registry, _tool_proxies
+    from polygraphy_ext.integration import registry, tool_proxy
 
-    for name, module, _ in _registry.TOOLS:
-        assert (name in top.stdout) == _tool_proxies._module_exists(module)
-    for name, module, _ in _registry.SURGEON_SUBTOOLS:
-        assert (name in surgeon.stdout) == _tool_proxies._module_exists(module)
+    for name, module, _ in registry.TOOLS:
+        assert (name in top.stdout) == tool_proxy.module_exists(module)
+    for name, module, _ in registry.SURGEON_SUBTOOLS:
+        assert (name in surgeon.stdout) == tool_proxy.module_exists(module)
 
 
 def test_main_twice_in_one_process_after_the_import_cycle():
@@ -106,9 +106,9 @@ import sys
 _hook.install(); _hook.install()
 from polygraphy.tools.registry import TOOL_REGISTRY
 import polygraphy.tools.surgeon.surgeon as s
-from polygraphy_ext import _tool_proxies
+from polygraphy_ext.integration.patches import tools
 import polygraphy.tools.registry as r
-_tool_proxies.extend_tool_registry(r); _tool_proxies.extend_surgeon(s); _hook.install()
+tools.extend_tool_registry(r); tools.extend_surgeon(s); _hook.install()
 finders = [f for f in sys.meta_path if type(f).__name__ == 'PolygraphyExtFinder']
 names = [t.name for t in TOOL_REGISTRY]
 subs = [t.name for t in s.Surgeon().get_subtools()[1]]
@@ -191,3 +191,21 @@ print('heavy:', sorted(heavy))
     proc = _python(code)
     assert proc.returncode == 0, proc.stderr
     assert "heavy: []" in proc.stdout, proc.stdout
+
+
+def test_hook_import_pulls_in_nothing_at_interpreter_start():
+    # What a user pays at every start is the hook's cumulative import time: it must import no module itself,
+    # nor make a finder import one while locating it (an editable install's redirector imports importlib.util
+    # for the modules it maps, hence the .pth name that sorts before it).
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True,
+                          env=_env(), timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("import time:") and "|" in line]
+    names = [line.split("|")[2] for line in lines]
+    index = next(i for i, name in enumerate(names) if name.strip() == "_polygraphy_ext_hook")
+    depth = len(names[index]) - len(names[index].lstrip())
+    children = []
+    for name in reversed(names[:index]):  # importtime prints a module's imports right before it, indented deeper
+        if len(name) - len(name.lstrip()) <= depth:
+            break
+        children.append(name.strip())
+    assert children == [], f"the hook's import pulled in {children}"

@@ -20,19 +20,20 @@ class Case:
     epsilon: float = 1e-5
     approximate: str = "none"
     output_sum: bool = True  # SkipLayerNorm: write the residual stream too
+    bias: bool = True  # SkipLayerNorm: add a bias to x + skip (has_bias)
 
     def fields(self):
         if self.plugin == "BiasGelu":
             return {"approximate": self.approximate}
         fields = {"epsilon": float(self.epsilon), "axis": -1}
         if self.plugin == "SkipLayerNorm":
-            fields.update(has_beta=1, has_bias=1, output_sum=int(self.output_sum))
+            fields.update(has_beta=1, has_bias=int(self.bias), output_sum=int(self.output_sum))
         return fields
 
     def input_names(self) -> List[str]:
         return {
             "LayerNorm": ["input", "gamma", "beta"],
-            "SkipLayerNorm": ["input", "skip", "gamma", "beta", "bias"],
+            "SkipLayerNorm": ["input", "skip", "gamma", "beta"] + (["bias"] if self.bias else []),
             "RMSNorm": ["input", "gamma"],
             "BiasGelu": ["input", "bias"],
         }[self.plugin]
@@ -77,7 +78,7 @@ def reference(case: Case, inputs) -> List[torch.Tensor]:
     if case.plugin == "LayerNorm":
         return [F.layer_norm(x[0], (h,), x[1], x[2], case.epsilon)]
     if case.plugin == "SkipLayerNorm":
-        s = x[0] + x[1] + x[4]
+        s = x[0] + x[1] + x[4] if case.bias else x[0] + x[1]
         y = F.layer_norm(s, (h,), x[2], x[3], case.epsilon)
         return [y, s] if case.output_sum else [y]
     if case.plugin == "RMSNorm":
@@ -91,8 +92,9 @@ def torch_eager(case: Case, inputs):
     if case.plugin == "LayerNorm":
         return F.layer_norm(inputs[0], (h,), inputs[1], inputs[2], case.epsilon)
     if case.plugin == "SkipLayerNorm":
-        s = inputs[0] + inputs[1] + inputs[4]
-        return F.layer_norm(s, (h,), inputs[2], inputs[3], case.epsilon), s
+        s = inputs[0] + inputs[1] + inputs[4] if case.bias else inputs[0] + inputs[1]
+        y = F.layer_norm(s, (h,), inputs[2], inputs[3], case.epsilon)
+        return (y, s) if case.output_sum else y
     if case.plugin == "RMSNorm":
         return F.rms_norm(inputs[0], (h,), inputs[1], case.epsilon)
     return F.gelu(inputs[0] + inputs[1], approximate=case.approximate)

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from polygraphy_ext.plugins import elf, library, loader, trt_env
+from polygraphy_ext.plugins import discovery, elf, engine_failure, library, trt_env
 from polygraphy_ext.plugins.model_check import (
     PluginKey,
     PluginUse,
@@ -173,7 +173,7 @@ def test_describe_plugins_without_nodes_names_only_the_plugins():
     ],
 )
 def test_directory_entries_named_like_libraries(name, is_library):
-    assert loader._is_library_name(Path(name)) is is_library
+    assert discovery.is_library_name(Path(name)) is is_library
 
 
 def test_shipped_library_is_never_taken_from_the_script_directory(tmp_path, monkeypatch):
@@ -204,7 +204,7 @@ def test_missing_creators_are_read_from_tensorrt_messages():
         "INVALID_ARGUMENT: getPluginCreator could not find plugin Prelu_TRT version 1",
         "Cannot find plugin: Foo, version: 2, namespace:.",  # the same lookup again is named once
     ]
-    keys, unnamed = loader.missing_creators_in_log(messages)
+    keys, unnamed = engine_failure.missing_creators_in_log(messages)
     assert keys == [
         PluginKey("PgxTestIdentity", "1", "pgx_test"),
         PluginKey("Foo", "2", ""),
@@ -215,14 +215,14 @@ def test_missing_creators_are_read_from_tensorrt_messages():
 
 
 def test_unnamed_missing_creator_is_recognised():
-    keys, unnamed = loader.missing_creators_in_log(
+    keys, unnamed = engine_failure.missing_creators_in_log(
         [
             "[pluginV2Runner.cpp::load::290] Error Code 1: Serialization (Serialization assertion creator failed."
             "Cannot deserialize plugin since corresponding IPluginCreator not found in Plugin Registry)",
         ]
     )
     assert keys == [] and unnamed
-    assert loader.missing_creators_in_log(["cudaError 35: CUDA driver version is insufficient"]) == ([], False)
+    assert engine_failure.missing_creators_in_log(["cudaError 35: CUDA driver version is insufficient"]) == ([], False)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -316,3 +316,28 @@ def test_rtx_parser_link_made_by_another_process_meanwhile_is_fine(tmp_path, mon
 
     monkeypatch.setattr(trt_env.os, "symlink", race)
     assert trt_env.ensure_rtx_parser_library() == tmp_path / "libtensorrt_rtx.so"
+
+
+def test_reference_lowering_takes_omitted_fields_from_specs_json(monkeypatch):
+    import dataclasses
+
+    from polygraphy_ext.plugins import ort_reference, specs
+
+    real = specs.library_spec()
+    rms = real.plugins["RMSNorm"]
+    changed = dataclasses.replace(
+        rms, fields={**rms.fields, "epsilon": dataclasses.replace(rms.fields["epsilon"], default=0.25)}
+    )
+    fake = dataclasses.replace(real, plugins={**real.plugins, "RMSNorm": changed})
+    monkeypatch.setattr(ort_reference, "library_spec", lambda: fake)
+    node = helper.make_node("RMSNorm", ["x", "gamma"], ["y"], domain=real.onnx_domain)  # no attributes at all
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        [numpy_helper.from_array(np.ones(4, np.float32), "gamma")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(real.onnx_domain, 1)])
+    lowered, _ = ort_reference.lower_plugin_nodes(model)
+    (lowered_node,) = lowered.graph.node
+    attrs = {a.name: helper.get_attribute_value(a) for a in lowered_node.attribute}
+    assert attrs["epsilon"] == pytest.approx(0.25) and attrs["axis"] == -1

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.gpu
 # The issue's sizes plus each side of the kernels' geometry limits: 6143/6145 (odd: the scalar path's last row
 # held on chip / first streamed row), 16392 (vectorized: first streamed row after 16384 for rows held as fp32;
 # held as 16-bit vectors, LayerNorm/RMSNorm keep it on chip up to 32768, 32776 is their first streamed row).
-HIDDEN = (1, 3, 64, 255, 256, 320, 768, 1000, 1024, 2048, 4096, 5120, 6143, 6145, 8192, 12288, 16384, 16392, 32768,
+HIDDEN = (1, 3, 64, 255, 256, 320, 640, 768, 1000, 1024, 2048, 4096, 5120, 6143, 6145, 8192, 12288, 16384, 16392, 32768,
           32776, 65536)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -69,6 +69,8 @@ def sweep():
                 rows = (7, 64) if hidden > 16392 else (7, 4096)
                 for r in rows:
                     cases.append(Case(plugin, r, hidden, dtype))
+            # 1000 rows of H=5120: more than one resident wave of 16-bit rows held packed at 5 vectors per thread
+            cases.append(Case(plugin, 1000, 5120, dtype))
             # gamma/beta/bias in fp32 with 16-bit activations, on the vectorized and the scalar path
             if dtype != torch.float32:
                 for hidden in (255, 1024, 8192):
@@ -81,12 +83,19 @@ def sweep():
     # 16-bit rows with skip whose block is alone on its multiprocessor come through shared memory: fp32 params, no sum
     cases.append(Case("SkipLayerNorm", 600, 12288, torch.bfloat16, param_dtype=torch.float32))
     cases.append(Case("SkipLayerNorm", 600, 16384, torch.float16, output_sum=False))
+    # Every SkipLayerNorm operand policy (bias and the residual sum are compile-time choices of the kernels) on every
+    # path: lane groups, block rows, staged rows (16-bit H=12288), streamed rows, the 1-element path.
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        for bias in (False, True):
+            for output_sum in (False, True):
+                for hidden in (255, 256, 768, 4096, 12288, 32776):
+                    cases.append(Case("SkipLayerNorm", 600, hidden, dtype, bias=bias, output_sum=output_sum))
     return cases
 
 
 @pytest.mark.parametrize(
     "case", sweep(), ids=lambda c: f"{c.plugin}-{str(c.dtype)[6:]}-p{str(c.param_dtype)[6:]}-R{c.rows}-H{c.hidden}"
-    + ("" if c.output_sum else "-nosum") + ("-tanh" if c.approximate == "tanh" else "")
+    + ("" if c.output_sum else "-nosum") + ("" if c.bias else "-nobias") + ("-tanh" if c.approximate == "tanh" else "")
 )
 def test_sweep(harness, case):
     run_and_check(harness, case)

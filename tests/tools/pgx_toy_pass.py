@@ -48,7 +48,9 @@ class NameNodesArgs(PassArgs):
     NAME = "name-nodes"
     LOADER = ("pgx_toy_pass", "NameNodes")
     RESULT = "named"
-    OPTIONS = [PassOption("--prefix", default="node", help="Prefix of the new names.", run_help="With --name-nodes: prefix.")]
+    OPTIONS = [
+        PassOption("--prefix", default="node", help="Prefix of the new names.", run_help="With --name-nodes: prefix.")
+    ]
 
     def check_options(self, flag):
         if not self.prefix:

@@ -97,7 +97,8 @@ def _cyclic_model():
 def test_check_rejects_a_differing_model():
     from polygraphy.exception import PolygraphyException
 
-    from polygraphy_ext.tools.pass_subtool import check_numerics
+    from polygraphy_ext.numerics import INPUT_KINDS, generate_inputs
+    from polygraphy_ext.tools.check import check_rewrite
 
     original = graphs.bert_ffn(hidden=64, ffn=191)
     different = graphs.bert_ffn(hidden=64, ffn=191)
@@ -107,7 +108,8 @@ def test_check_rejects_a_differing_model():
         )
     )
     with pytest.raises(PolygraphyException, match="--check failed, nothing written"):
-        check_numerics(original, different, atol=1e-5, rtol=1e-5, noun="aligned")
+        feeds = [(kind, generate_inputs(original, kind)) for kind in INPUT_KINDS]
+        check_rewrite(original, different, feeds, atol=None, rtol=None, fp32_default=(1e-5, 1e-5), noun="aligned")
 
 
 @pytest.mark.parametrize(

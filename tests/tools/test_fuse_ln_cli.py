@@ -100,7 +100,6 @@ BAD_INPUTS = {
     "missing-input": (lambda tmp: [tmp / "nope.onnx"], "does not exist"),
     "not-onnx": (lambda tmp: [_write(tmp / "junk.onnx", b"not a model")], "cannot read"),
     "skip-needs-plugin": (lambda tmp: [BERT14, "--skip"], "--skip needs --target plugin"),
-    "check-needs-native": (lambda tmp: [BERT14, "--target", "plugin", "--check"], "--check needs --target native"),
     "unsafe-opset-raise": (lambda tmp: [_bert11_with_strided_same_pool(tmp)], "have no exact form there"),
     "check-fails": (lambda tmp: [BERT14, "--check", "--check-atol", "0", "--check-rtol", "0"], "--check failed"),
     "fp-to-fp16": (lambda tmp: [BERT14, "--fp-to-fp16"], "--fp-to-fp16 is not supported by fuse-ln"),

@@ -43,11 +43,18 @@ def _with_every_field(model):
     return model
 
 
+def _fused_three(model):
+    return [n.op_type for n in model.graph.node].count("LayerNormalization") == 3
+
+
+def _padded_to_192(model):
+    return any(192 in init.dims for init in model.graph.initializer)
+
+
 SUBTOOLS = {
-    # subtool, model, extra args, what proves the pass ran
-    "fuse-ln": (lambda: onnx.load(str(BERT14)), [], lambda m: [n.op_type for n in m.graph.node].count("LayerNormalization") == 3),
-    "align-dims": (lambda: graphs.bert_ffn(hidden=64, ffn=191), [], lambda m: any(
-        d.dim_value == 192 for i in m.graph.initializer for d in [onnx.TensorShapeProto.Dimension(dim_value=x) for x in i.dims])),
+    # subtool: (model, extra args, what proves the pass ran)
+    "fuse-ln": (lambda: onnx.load(str(BERT14)), [], _fused_three),
+    "align-dims": (lambda: graphs.bert_ffn(hidden=64, ffn=191), [], _padded_to_192),
 }
 
 
@@ -165,3 +172,40 @@ def test_skip_rule_is_written_once_and_spelled_by_the_caller(target, skip, flags
 
     message = option_conflict(target, skip, target_flag=flags[0], skip_flag=flags[1])
     assert (message is None) if expected is None else message.startswith(expected)
+
+
+@pytest.mark.parametrize("subtool", sorted(SUBTOOLS))
+@pytest.mark.parametrize("input_external", [False, True])
+def test_save_external_data_into_a_subdirectory(subtool, input_external, run_polygraphy, tmp_path):
+    make, extra, ran = SUBTOOLS[subtool]
+    src = tmp_path / "in" / "model.onnx"
+    src.parent.mkdir()
+    onnx.save(make(), str(src), save_as_external_data=input_external, location="w.bin", size_threshold=0)
+    out = tmp_path / "out" / "m.onnx"
+    proc = run_polygraphy("surgeon", subtool, src, "-o", out, "--save-external-data", "sub/ext.bin", *extra)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.relative_to(out.parent).as_posix() for p in out.parent.rglob("*") if p.is_file()) == [
+        "m.onnx", "sub/ext.bin"]
+    result = onnx.load(str(out))
+    assert ran(result)
+    locations = {e.value for t in onnx.load(str(out), load_external_data=False).graph.initializer
+                 for e in t.external_data if e.key == "location"}
+    assert locations == {"sub/ext.bin"}
+
+
+def test_save_external_data_outside_the_output_directory_is_refused(run_polygraphy, tmp_path):
+    proc = run_polygraphy("surgeon", "fuse-ln", BERT14, "-o", tmp_path / "o.onnx", "--save-external-data", "../x.bin")
+    assert proc.returncode == 1 and "--save-external-data must be a path inside" in _fail_line(proc)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("case", ["plugin-nodes", "external-data"])
+def test_no_onnxruntime_shape_inference_noise(case, run_polygraphy, tmp_path):
+    src = BERT14
+    extra = ["--target", "plugin"] if case == "plugin-nodes" else []
+    if case == "external-data":
+        src = tmp_path / "m.onnx"
+        onnx.save(onnx.load(str(BERT14)), str(src), save_as_external_data=True, location="w.bin", size_threshold=0)
+    proc = run_polygraphy("surgeon", "fuse-ln", src, "-o", tmp_path / "o" / "f.onnx", *extra)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Falling back" not in proc.stdout + proc.stderr and "Consider installing ONNX-Runtime" not in proc.stdout

@@ -1,5 +1,5 @@
 // Building blocks shared by the plugin kernels: element conversion, vector packs whose width is decided on
-// the host from the alignment of every pointer, group reductions, and the launch geometry.
+// the host from the alignment of every pointer and group reductions.
 #pragma once
 #include "common/dtype.h"
 
@@ -292,53 +292,4 @@ cudaError_t dispatchTypes(Dtype io, Dtype param, Launch&& launch)
     return cudaErrorInvalidValue;
 }
 
-// Host side: the most dynamic shared memory one block may opt in to on the current device (0 if the runtime cannot
-// tell): 227 KiB on an H100/H200, 99 KiB on sm_86/89, 64 KiB on sm_75.
-inline size_t sharedBytesPerBlock()
-{
-    int device = 0;
-    int bytes = 0;
-    if (cudaGetDevice(&device) != cudaSuccess
-        || cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess)
-    {
-        cudaGetLastError();
-        return 0;
-    }
-    return static_cast<size_t>(bytes);
-}
-
-// Host side: warps of `kernel` in blocks of `threads` that one multiprocessor of the current device keeps resident
-// (0 if the runtime cannot tell).
-template <typename Kernel>
-int residentWarps(Kernel kernel, int threads, size_t sharedBytes = 0)
-{
-    int perSm = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads, sharedBytes) != cudaSuccess)
-    {
-        cudaGetLastError();
-        return 0;
-    }
-    return perSm * threads / 32;
-}
-
-// Host side: a grid of at most as many blocks as the current device keeps resident at once for `kernel`
-// (its register and shared-memory use included, `sharedBytes` of dynamic shared memory per block), so that a
-// grid-stride loop runs in one wave with no tail of late blocks.
-template <typename Kernel>
-int residentGrid(Kernel kernel, int threads, int64_t blocksNeeded, size_t sharedBytes = 0)
-{
-    int device = 0;
-    int sms = 0;
-    int perSm = 0;
-    if (cudaGetDevice(&device) != cudaSuccess
-        || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess
-        || cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSm, kernel, threads, sharedBytes) != cudaSuccess)
-    {
-        cudaGetLastError(); // clear it: the launch that follows reports a real failure itself
-        sms = 128;
-        perSm = 1;
-    }
-    int64_t const resident = static_cast<int64_t>(sms) * (perSm > 0 ? perSm : 1);
-    return static_cast<int>(blocksNeeded < resident ? blocksNeeded : resident);
-}
 } // namespace pgx

@@ -3,9 +3,14 @@
 // capability (supportsFormatCombination, getOutputDataTypes, configurePlugin, getWorkspaceSize), round-trip the
 // fields through getFieldsToSerialize into a runtime-phase plugin, then onShapeChange and enqueue.
 // getOutputShapes needs TensorRT's IExprBuilder and is exercised by the CPU tests through a real engine build.
+// It also exposes the row-norm launch plan (plugins/row_norm/plan.cpp, compiled in), a pure host function, so
+// that plans can be checked on a machine without a GPU.
 //
-// Build (on a machine with the CUDA toolkit; no TensorRT library needed):
-//   g++ -std=c++17 -O2 -shared -fPIC -I third_party/tensorrt/include -I $CUDA/include tools/harness.cpp -o libpgx_harness.so -ldl
+// Build (on a machine with the CUDA toolkit; no TensorRT library needed), from trt_plugins/:
+//   g++ -std=c++17 -O2 -shared -fPIC -I . -I third_party/tensorrt/include -I $CUDA/include tools/harness.cpp \
+//       plugins/row_norm/plan.cpp -o libpgx_harness.so -ldl
+#include "plugins/row_norm/plan.h"
+
 #include <NvInferRuntime.h>
 
 #include <dlfcn.h>
@@ -276,5 +281,16 @@ int pgx_serialized_fields(void* plugin, char* out, int capacity)
 void pgx_release(void* sessionHandle)
 {
     delete static_cast<Session*>(sessionHandle);
+}
+
+// The row-norm launch plan for a problem on a device with `limits` (see plugins/row_norm/plan.h).
+void pgx_plan_row_norm(pgx::RowNormProblem const* problem, pgx::DeviceLimits const* limits, pgx::RowNormPlan* plan)
+{
+    *plan = pgx::planRowNorm(*problem, *limits);
+}
+
+char const* pgx_row_norm_variant_name(int variant)
+{
+    return pgx::rowNormVariantName(static_cast<pgx::RowNormVariant>(variant));
 }
 }

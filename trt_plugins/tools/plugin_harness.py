@@ -16,6 +16,7 @@ from pathlib import Path
 
 TOOLS = Path(__file__).resolve().parent
 TRT_INCLUDE = TOOLS.parent / "third_party" / "tensorrt" / "include"
+PLAN_SOURCE = TOOLS.parent / "plugins" / "row_norm" / "plan.cpp"
 
 # nvinfer1::PluginFieldType and nvinfer1::DataType values.
 FIELD_FLOAT32, FIELD_FLOAT64, FIELD_INT32, FIELD_INT64, FIELD_CHAR = 1, 2, 5, 10, 6
@@ -54,14 +55,15 @@ def _cuda_include() -> Path:
 
 def build_shim(out_dir) -> Path:
     out = Path(out_dir) / "libpgx_harness.so"
-    source = TOOLS / "harness.cpp"
-    if out.exists() and out.stat().st_mtime >= source.stat().st_mtime:
+    sources = (TOOLS / "harness.cpp", PLAN_SOURCE)
+    newest = max(p.stat().st_mtime for p in (*sources, PLAN_SOURCE.with_suffix(".h")))
+    if out.exists() and out.stat().st_mtime >= newest:
         return out
     cuda_include = _cuda_include()
     out.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["g++", "-std=c++17", "-O2", "-shared", "-fPIC", "-isystem", str(TRT_INCLUDE), "-isystem",
-         str(cuda_include), str(source), "-o", str(out), "-ldl"],
+        ["g++", "-std=c++17", "-O2", "-shared", "-fPIC", "-I", str(TOOLS.parent), "-isystem", str(TRT_INCLUDE),
+         "-isystem", str(cuda_include), *map(str, sources), "-o", str(out), "-ldl"],
         check=True,
     )
     return out

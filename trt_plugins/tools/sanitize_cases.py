@@ -35,6 +35,15 @@ def cases():
         yield Case(plugin, 3, 65536, torch.float32)  # streaming path
         yield Case(plugin, 3, 6145, torch.float16)  # scalar streaming path
         yield Case(plugin, 0, 768, torch.float32)  # empty
+    # SkipLayerNorm without bias and sum (compile-time operand policies), staged through shared memory (16-bit rows
+    # whose block is alone on its SM: H=12288 at 3 vectors per thread, 16384 at 4) over more rows than one wave
+    for hidden in (12288, 16384):
+        yield Case("SkipLayerNorm", 300, hidden, torch.float16, bias=False, output_sum=False)
+    yield Case("SkipLayerNorm", 300, 12288, torch.bfloat16, bias=True, output_sum=True)
+    yield Case("SkipLayerNorm", 37, 768, torch.float32, bias=False, output_sum=True)
+    # RMSNorm rows held packed on one block per row group (not persistent): 8 vectors per thread, 32 and 64 lanes
+    yield Case("RMSNorm", 2000, 2048, torch.float16)
+    yield Case("RMSNorm", 2000, 4096, torch.bfloat16)
 
 
 def main():

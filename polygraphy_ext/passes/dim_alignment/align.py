@@ -7,11 +7,13 @@ import onnx_graphsurgeon as gs
 from polygraphy_ext.passes.dim_alignment.precision import DEFAULT_MAX_OVERHEAD_PCT, multiple_for
 from polygraphy_ext.passes.dim_alignment.candidates import ActivationGemm, WeightedOp, classify
 from polygraphy_ext.passes.dim_alignment.concrete_dims import make_dims_concrete
+from polygraphy_ext.passes.dim_alignment.constants import ConstantResolver
 from polygraphy_ext.passes.dim_alignment.cost import Cost, CostModel, overhead_pct
 from polygraphy_ext.passes.dim_alignment.propagation import Region, RegionBuilder, producer_pad_value
 from polygraphy_ext.passes.dim_alignment.report import AlignedDim, AlignReport, LeftAlone, TensorChange
 from polygraphy_ext.passes.dim_alignment.rewrite import GraphEditor
-from polygraphy_ext.passes.dim_alignment.symbolic import ShapeTable
+from polygraphy_ext.passes.dim_alignment.symbolic import ShapeTable, subgraphs
+from polygraphy_ext.passes.naming import UniqueNames
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
@@ -43,26 +45,40 @@ def align_dims(
     if max_overhead < 0:
         raise ValueError(f"max_overhead must be >= 0, got {max_overhead}")
     report = AlignReport(multiple=m, max_overhead_pct=float(max_overhead))
+    graphs = list(subgraphs(graph))
+    names = UniqueNames(name for _, g in graphs for name in g.tensors())
+    constants = ConstantResolver()
+    # If/Loop/Scan bodies are aligned like the main graph, each on its own: a padding never crosses a body's
+    # boundary (its outputs need the true size), and every report entry names the body it is in.
+    shapes = ShapeTable(graph)
     if concrete_dims:
-        make_dims_concrete(graph, ShapeTable(graph), report)
+        for label, body in graphs:
+            with report.entries_of(label):
+                make_dims_concrete(body, shapes, report, constants, names)
+        if report.concrete_dims:
+            shapes = ShapeTable(graph)  # constant targets let shape inference see more
     if pad:
-        _PaddingPlanner(graph, ShapeTable(graph), m, max_overhead, dynamic_dim, report).run()
+        for label, body in graphs:
+            with report.entries_of(label):
+                _PaddingPlanner(body, shapes, constants, names, m, max_overhead, dynamic_dim, report).run()
     if report.changed:
         graph.cleanup().toposort()
     return report
 
 
 class _PaddingPlanner:
-    def __init__(self, graph, shapes, multiple, max_overhead, dynamic_dim, report: AlignReport):
+    def __init__(self, graph, shapes, constants, names, multiple, max_overhead, dynamic_dim, report: AlignReport):
         self.graph = graph
         self.shapes = shapes
+        self.constants = constants
         self.multiple = multiple
         self.max_overhead = max_overhead
         self.report = report
         self.cost = CostModel(shapes, dynamic_dim)
-        self.editor = GraphEditor(graph, shapes)
-        self.regions = RegionBuilder(graph, shapes)
+        self.editor = GraphEditor(graph, shapes, constants, names)
+        self.regions = RegionBuilder(graph, shapes, constants)
         self._padded_outputs = set()  # ids of depthwise convs padded inside an accepted region
+        self._padded_producers = set()  # ids of producers whose output is padded (partners included)
 
     def _leave(self, node, reason, dims=None):
         self.report.left_alone.append(LeftAlone(_node_label(node), node.op, reason, dims))
@@ -70,7 +86,7 @@ class _PaddingPlanner:
     def run(self):
         weighted: List[WeightedOp] = []
         for node in list(self.graph.nodes):
-            found = classify(node)
+            found = classify(node, self.constants)
             if isinstance(found, WeightedOp):
                 weighted.append(found)
             elif isinstance(found, ActivationGemm):
@@ -78,9 +94,12 @@ class _PaddingPlanner:
                 self._leave(node, found.reason, dims)
             elif isinstance(found, str):
                 self._leave(node, found)
+        unaligned = [w for w in weighted if (w.in_features % self.multiple or w.out_features % self.multiple)]
+        if any(self.shapes.shape(w.output) is None or self.shapes.shape(w.data) is None for w in unaligned):
+            self.shapes.complete_with_onnxruntime()
         absorbed = set()
         for wop in weighted:
-            if wop.out_features % self.multiple == 0 or wop.is_depthwise:
+            if wop.out_features % self.multiple == 0 or wop.is_depthwise or id(wop.node) in self._padded_producers:
                 continue
             absorbed.update(id(a.node) for a in self._pad_output(wop))
         for wop in weighted:
@@ -91,7 +110,7 @@ class _PaddingPlanner:
                 self._leave(wop.node, "depthwise conv: its width follows its producer and is padded only with it")
             elif wop.in_features % self.multiple == 0 and wop.out_features % self.multiple == 0:
                 self._leave(wop.node, "already aligned", [wop.in_features, wop.out_features])
-        self.editor.apply_weight_plans()
+        self.editor.finish()
 
     def _pad_output(self, wop: WeightedOp) -> List[WeightedOp]:
         """Pad N / C_out of ``wop`` and everything it flows into; returns the consumers that absorbed it."""
@@ -102,7 +121,7 @@ class _PaddingPlanner:
         if producer_pad_value(wop) is None:
             self._leave(wop.node, "Gemm bias C is broadcast over N with varying values")
             return []
-        region = self.regions.grow(wop, new)
+        region = self.regions.grow(wop, new, frozenset(self._padded_producers))
         base, extra = self._region_cost(region)
         pct = overhead_pct(base, extra)
         boundary = "slice" if region.boundaries else "none"
@@ -117,6 +136,7 @@ class _PaddingPlanner:
         changes: List[TensorChange] = []
         self.editor.apply_region(region, changes)
         self._padded_outputs.update(id(d.node) for d in region.depthwise)
+        self._padded_producers.update(id(p.node) for p in region.producers)
         self.report.aligned.append(
             AlignedDim(
                 producer=_node_label(wop.node),
@@ -126,6 +146,8 @@ class _PaddingPlanner:
                 new_size=new,
                 boundary=boundary,
                 absorbed_by=[_node_label(a.node) for a in region.absorbers],
+                padded_with=[_node_label(p.node) for p in region.partners],
+                slice_reasons=list(region.boundary_reasons),
                 extra_flops=int(extra.flops),
                 extra_bytes=int(extra.bytes),
                 overhead_pct=pct,
@@ -135,7 +157,7 @@ class _PaddingPlanner:
         return region.absorbers
 
     def _region_cost(self, region: Region):
-        gemms = [region.producer] + region.absorbers + region.depthwise
+        gemms = region.producers + region.absorbers + region.depthwise
         base = Cost()
         for wop in gemms:
             base = base + self.cost.gemm(wop)

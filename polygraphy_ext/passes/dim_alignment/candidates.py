@@ -7,8 +7,9 @@ an axis stays the same number as a tensor flows through elementwise ops with ope
 from dataclasses import dataclass
 from typing import Optional, Union
 
-import numpy as np
 import onnx_graphsurgeon as gs
+
+from polygraphy_ext.passes.dim_alignment.constants import ConstantResolver
 
 GEMM_OPS = ("MatMul", "Gemm")
 CONV_OPS = ("Conv", "ConvTranspose")
@@ -51,37 +52,25 @@ class ActivationGemm:
     reason: str
 
 
-def as_constant(tensor) -> Optional[gs.Constant]:
-    """An initializer, or a ``Constant`` node's value under its output's name (exporters emit both for weights).
-
-    The returned constant is never inserted into the graph: rewrites replace the consumer's input with a new one,
-    and ``cleanup`` drops a ``Constant`` node nothing reads any more."""
-    if isinstance(tensor, gs.Constant):
-        return tensor
-    if tensor is not None and len(tensor.inputs) == 1 and tensor.inputs[0].op == "Constant":
-        value = tensor.inputs[0].attrs.get("value")
-        if isinstance(value, gs.Constant):
-            return gs.Constant(tensor.name, np.asarray(value.values))
-    return None
-
-
-def _optional_constant(node: gs.Node, index: int):
+def _optional_constant(node: gs.Node, index: int, constants: ConstantResolver):
     """The constant at an optional input, None when the input is absent, False when it is computed at runtime."""
     if len(node.inputs) <= index or node.inputs[index] is None or (
         isinstance(node.inputs[index], gs.Variable) and not node.inputs[index].name
     ):
         return None
-    return as_constant(node.inputs[index]) or False
+    return constants.constant(node.inputs[index]) or False
 
 
-def classify(node: gs.Node) -> Union[WeightedOp, ActivationGemm, str, None]:
-    """A WeightedOp, an ActivationGemm, a reason string for a candidate-op the pass cannot handle, or None."""
+def classify(node: gs.Node, constants: ConstantResolver) -> Union[WeightedOp, ActivationGemm, str, None]:
+    """A WeightedOp, an ActivationGemm, a reason string for a candidate-op the pass cannot handle, or None.
+
+    Weights and biases are seen through Identity/Constant/Transpose/Reshape/Cast chains (see constants.py)."""
     if node.op not in GEMM_OPS + CONV_OPS or len(node.inputs) < 2 or not node.outputs:
         return None
-    weight = as_constant(node.inputs[1])
+    weight = constants.constant(node.inputs[1])
     if node.op == "MatMul":
         if weight is None:
-            if as_constant(node.inputs[0]) is not None:
+            if constants.resolve(node.inputs[0]) is not None:
                 return "constant first operand (weight on the left) is not handled"
             return ActivationGemm(node, "activations-only GEMM (both operands computed at runtime): not changed")
         if len(weight.shape) != 2:
@@ -96,7 +85,7 @@ def classify(node: gs.Node) -> Union[WeightedOp, ActivationGemm, str, None]:
         trans_a, trans_b = int(node.attrs.get("transA", 0)), int(node.attrs.get("transB", 0))
         rows, cols = (int(d) for d in weight.shape)
         k, n = (cols, rows) if trans_b else (rows, cols)
-        bias = _optional_constant(node, 2)
+        bias = _optional_constant(node, 2, constants)
         if bias is False:
             return "Gemm bias C is computed at runtime"
         return WeightedOp(
@@ -108,7 +97,7 @@ def classify(node: gs.Node) -> Union[WeightedOp, ActivationGemm, str, None]:
     if len(weight.shape) < 3:
         return "convolution weight of rank < 3"
     groups = int(node.attrs.get("group", 1))
-    bias = _optional_constant(node, 2)
+    bias = _optional_constant(node, 2, constants)
     if bias is False:
         return "convolution bias computed at runtime"
     channel_axis = 1 - len(weight.shape)  # axis 1 of an N, C, spatial... activation

@@ -12,7 +12,8 @@ from typing import List, Optional, Set, Tuple
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from polygraphy_ext.passes.dim_alignment.propagation import BINARY, UNARY, constant_of
+from polygraphy_ext.passes.dim_alignment.constants import ConstantResolver
+from polygraphy_ext.passes.dim_alignment.propagation import BINARY, UNARY
 from polygraphy_ext.passes.dim_alignment.report import AlignReport, ConcreteDim, LeftAlone
 from polygraphy_ext.passes.dim_alignment.symbolic import DimExpr, ShapeEvaluator, ShapeTable, product
 from polygraphy_ext.passes.naming import UniqueNames
@@ -126,13 +127,20 @@ def _expand_target(out: List[DimExpr], in_dims) -> Optional[List[int]]:
     return target
 
 
-def make_dims_concrete(graph: gs.Graph, shapes: ShapeTable, report: AlignReport) -> None:
+def make_dims_concrete(
+    graph: gs.Graph,
+    shapes: ShapeTable,
+    report: AlignReport,
+    constants: Optional[ConstantResolver] = None,
+    unique_name: Optional[UniqueNames] = None,
+) -> None:
     evaluator = ShapeEvaluator(shapes)
-    unique_name = UniqueNames(graph.tensors())
+    constants = constants or ConstantResolver()
+    unique_name = unique_name or UniqueNames(graph.tensors())
     for node in list(graph.nodes):
         if node.op not in ("Reshape", "Expand") or len(node.inputs) < 2 or not node.outputs:
             continue
-        literal = constant_of(node.inputs[1])
+        literal = constants.value(node.inputs[1])
         if literal is not None and (node.op == "Expand" or not np.any(literal.reshape(-1) <= 0)):
             continue  # already a constant the builder can read
         value = evaluator.value(node.inputs[1])
@@ -174,6 +182,8 @@ def make_dims_concrete(graph: gs.Graph, shapes: ShapeTable, report: AlignReport)
             )
             continue
         new_target = _reshape_target(node, out, in_dims) if node.op == "Reshape" else _expand_target(out, in_dims)
+        if new_target is not None and _already(new_target, literal, target):
+            continue  # the builder already reads these values: rewriting would change nothing
         if new_target is None:
             why = (
                 "more than one dynamic dim: cannot be written as a constant"
@@ -188,6 +198,13 @@ def make_dims_concrete(graph: gs.Graph, shapes: ShapeTable, report: AlignReport)
         node.inputs[1] = const
         _set_static_dims(node.outputs[0], out)
         report.concrete_dims.append(ConcreteDim(node.name, node.op, old_target, new_target, consumers))
+
+
+def _already(new_target: List[int], literal: Optional[np.ndarray], target: List[DimExpr]) -> bool:
+    """True when the target already holds ``new_target``: as a literal, or computed from static dims only."""
+    if literal is not None:
+        return [int(v) for v in literal.reshape(-1)] == new_target
+    return all(d.is_static for d in target) and [d.coeff for d in target] == new_target
 
 
 def _set_static_dims(tensor, out: List[Optional[DimExpr]]) -> None:

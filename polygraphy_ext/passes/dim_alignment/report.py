@@ -1,5 +1,6 @@
 """What align-dims changed and what it left alone, as plain data (JSON via ``to_dict``)."""
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
@@ -11,7 +12,8 @@ class TensorChange:
     tensor: str
     old_shape: List[object]
     new_shape: List[object]
-    role: str  # "weight", "bias", "activation", "pad" or "slice"
+    role: str  # "weight", "bias", "activation", "pad", "slice" or "reshape target" (then the shapes are values)
+    sharing: Optional[str] = None  # for a padded constant read by several uses, or duplicated from a shared one
 
 
 @dataclass
@@ -29,6 +31,9 @@ class AlignedDim:
     extra_bytes: int
     overhead_pct: float
     changes: List[TensorChange] = field(default_factory=list)
+    padded_with: List[str] = field(default_factory=list)  # producers of the same width padded together (gated FFNs)
+    slice_reasons: List[str] = field(default_factory=list)  # why each Slice back to the true size was needed
+    graph: str = ""  # the If/Loop/Scan body it is in (see subgraphs()); "" for the main graph
 
 
 @dataclass
@@ -40,6 +45,7 @@ class ConcreteDim:
     old_target: List[str]
     new_target: List[int]
     needed_by: List[str]
+    graph: str = ""  # the If/Loop/Scan body it is in (see subgraphs()); "" for the main graph
 
 
 @dataclass
@@ -50,6 +56,11 @@ class LeftAlone:
     op: str
     reason: str
     dims: Optional[List[object]] = None
+    graph: str = ""  # the If/Loop/Scan body it is in (see subgraphs()); "" for the main graph
+
+
+def _where(entry) -> str:
+    return f"[in {entry.graph}] " if entry.graph else ""
 
 
 @dataclass
@@ -59,6 +70,16 @@ class AlignReport:
     aligned: List[AlignedDim] = field(default_factory=list)
     concrete_dims: List[ConcreteDim] = field(default_factory=list)
     left_alone: List[LeftAlone] = field(default_factory=list)
+
+    @contextmanager
+    def entries_of(self, graph_label: str):
+        """Entries added inside the block are labelled as being in ``graph_label``."""
+        lists = (self.aligned, self.concrete_dims, self.left_alone)
+        starts = [len(entries) for entries in lists]
+        yield
+        for entries, start in zip(lists, starts):
+            for entry in entries[start:]:
+                entry.graph = graph_label
 
     @property
     def changed(self) -> bool:
@@ -76,14 +97,20 @@ class AlignReport:
         ]
         for dim in self.aligned:
             via = f", {dim.boundary}" if dim.boundary != "none" else ", no new node"
+            partners = f" (with {', '.join(dim.padded_with)})" if dim.padded_with else ""
             lines.append(
-                f"  padded {dim.op} {dim.producer} {dim.side} {dim.old_size} -> {dim.new_size}{via} "
+                f"  {_where(dim)}padded {dim.op} {dim.producer}{partners} {dim.side} "
+                f"{dim.old_size} -> {dim.new_size}{via} "
                 f"(overhead {dim.overhead_pct:.3g}%)"
             )
+            shared = sorted({change.sharing for change in dim.changes if change.sharing})
+            lines.extend(f"    {note}" for note in shared)
+            lines.extend(f"    slice: {reason}" for reason in dim.slice_reasons)
         for dim in self.concrete_dims:
-            lines.append(f"  constant target for {dim.op} {dim.node}: [{', '.join(dim.old_target)}] -> {dim.new_target}")
+            old = ", ".join(dim.old_target)
+            lines.append(f"  {_where(dim)}constant target for {dim.op} {dim.node}: [{old}] -> {dim.new_target}")
         for item in self.left_alone:
-            lines.append(f"  left alone: {item.op} {item.node}: {item.reason}")
+            lines.append(f"  {_where(item)}left alone: {item.op} {item.node}: {item.reason}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:

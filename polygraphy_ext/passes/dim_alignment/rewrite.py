@@ -1,7 +1,9 @@
 """Graph edits for an accepted padding plan: padded copies of constants, boundary Slice/Pad nodes, shapes.
 
-Constants are never edited in place: a weight may be shared (tied embeddings), so each padded use gets a new
-constant and the original stays for everyone else (``cleanup`` drops it when nothing uses it any more).
+Constants are never edited in place: a weight may be shared (tied embeddings, or the one zero bias the TorchScript
+exporter merges for several layers), so padded uses read a new constant and the original stays for everyone
+else (``cleanup`` drops it when nothing uses it any more). Uses of one constant that need the same padding share
+one padded copy; the report says for each padded constant whether it is shared and whether the original stays.
 """
 
 from dataclasses import dataclass, field
@@ -11,7 +13,8 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from polygraphy_ext.passes.dim_alignment.candidates import WeightedOp
-from polygraphy_ext.passes.dim_alignment.propagation import Region, constant_of
+from polygraphy_ext.passes.dim_alignment.constants import ConstantResolver
+from polygraphy_ext.passes.dim_alignment.propagation import Region
 from polygraphy_ext.passes.dim_alignment.report import TensorChange
 from polygraphy_ext.passes.dim_alignment.symbolic import ShapeTable
 from polygraphy_ext.passes.naming import UniqueNames
@@ -38,12 +41,29 @@ class WeightPlan:
     changes: List[TensorChange] = field(default_factory=list)  # where to record what the weight became
 
 
+# Ops a constant is read through (see constants.py); their consumers are the constant's real users.
+_SEE_THROUGH = ("Identity", "Transpose", "Cast", "Reshape", "Squeeze", "Unsqueeze")
+
+
+@dataclass
+class _PaddedCopy:
+    """One padded constant, the constant it was made from, and the report entries that name it."""
+
+    constant: gs.Constant
+    root: gs.Tensor
+    uses: int = 0
+    changes: List[TensorChange] = field(default_factory=list)
+
+
 class GraphEditor:
-    def __init__(self, graph: gs.Graph, shapes: ShapeTable):
+    def __init__(self, graph: gs.Graph, shapes: ShapeTable, constants: ConstantResolver, names: UniqueNames):
         self.graph = graph
         self._shapes = shapes
-        self.unique_name = UniqueNames(graph.tensors().keys())
+        self._constants = constants
+        self.unique_name = names
         self._weight_plans: Dict[int, WeightPlan] = {}
+        self._padded: Dict[tuple, _PaddedCopy] = {}
+        self._target_concats: Dict[int, gs.Tensor] = {}
         self.opset = int(graph.opset)
 
 
@@ -57,9 +77,10 @@ class GraphEditor:
 
     def apply_region(self, region: Region, changes: List[TensorChange]):
         amount = region.new - region.old
-        producer = self.weight_plan(region.producer)
-        producer.out_pad += amount
-        producer.changes = changes
+        for wop in region.producers:
+            plan = self.weight_plan(wop)
+            plan.out_pad += amount
+            plan.changes = changes
         for wop in region.absorbers:
             plan = self.weight_plan(wop)
             plan.in_pad += amount
@@ -70,11 +91,9 @@ class GraphEditor:
             plan.new_groups = region.new
             plan.changes = changes
         for item in region.padded_constants:
-            values = constant_of(item.node.inputs[item.input_index])
-            old_name = item.node.inputs[item.input_index].name
-            const = self._new_constant(f"{old_name}_aligned", padded_array(values, item.axis, amount, item.fill))
-            item.node.inputs[item.input_index] = const
-            changes.append(TensorChange(old_name, list(values.shape), list(const.shape), "bias"))
+            self._pad_constant_input(item.node, item.input_index, [(item.axis, amount, item.fill)], "bias", changes)
+        for fix in region.reshape_fixes:
+            self._rewrite_target(fix, region.new, changes)
         for name, (tensor, axis, _) in region.tensors.items():
             old_shape = self._shapes.shape(tensor)
             new_shape = self._grown(old_shape, axis, region.new)
@@ -83,7 +102,58 @@ class GraphEditor:
             else:
                 if tensor.shape is not None and len(tensor.shape) >= -axis:
                     tensor.shape = self._grown(tensor.shape, axis, region.new)
-                changes.append(TensorChange(name, _shape_list(old_shape), _shape_list(new_shape), "activation"))
+                if new_shape is not None:  # a tensor of unknown rank: its producer's weight change says it all
+                    changes.append(TensorChange(name, _shape_list(old_shape), _shape_list(new_shape), "activation"))
+
+    def _pad_constant_input(self, node: gs.Node, index: int, pads, role: str, changes: List[TensorChange]):
+        """Make ``node`` read its constant input ``index`` padded by ``pads`` ((axis, amount, fill) each); uses of
+        one constant that need the same padding get the same copy."""
+        tensor = node.inputs[index]
+        resolved = self._constants.resolve(tensor)
+        key = (resolved.key, tuple(pads))
+        copy = self._padded.get(key)
+        if copy is None:
+            values = resolved.values
+            for axis, amount, fill in pads:
+                values = padded_array(values, axis, amount, fill)
+            copy = _PaddedCopy(self._new_constant(f"{tensor.name}_aligned", values), _root_of(tensor))
+            self._padded[key] = copy
+        node.inputs[index] = copy.constant
+        copy.uses += 1
+        change = TensorChange(tensor.name, list(resolved.values.shape), list(copy.constant.shape), role)
+        copy.changes.append(change)
+        changes.append(change)
+
+    def _rewrite_target(self, fix, new: int, changes: List[TensorChange]):
+        """A Reshape target whose last dim is a literal of the old width gets the new width (same integer type)."""
+        target = fix.node.inputs[1]
+        if fix.concat is None:
+            values = np.array(self._constants.value(target))
+            old_values = [int(v) for v in values.reshape(-1)]
+            values[-1] = new
+            fix.node.inputs[1] = self._new_constant(f"{target.name}_aligned", values)
+            changes.append(TensorChange(target.name, old_values, [int(v) for v in values], "reshape target"))
+            return
+        key = (id(fix.concat),) + tuple(id(cast) for cast in fix.casts)
+        if key not in self._target_concats:
+            last = np.array(self._constants.value(fix.concat.inputs[-1]))
+            old_last = [int(v) for v in last]
+            last[-1] = new
+            const = self._new_constant(f"{fix.concat.inputs[-1].name}_aligned", last)
+            out = self._copy_node(fix.concat, list(fix.concat.inputs[:-1]) + [const])
+            for cast in fix.casts:
+                out = self._copy_node(cast, [out] + list(cast.inputs[1:]))
+            self._target_concats[key] = out
+            changes.append(TensorChange(fix.concat.inputs[-1].name, old_last, [int(v) for v in last], "reshape target"))
+        fix.node.inputs[1] = self._target_concats[key]
+
+    def _copy_node(self, node: gs.Node, inputs) -> gs.Variable:
+        """A copy of one-output ``node`` reading ``inputs``; returns its new output."""
+        old = node.outputs[0]
+        out = gs.Variable(self.unique_name(f"{old.name}_aligned"), dtype=old.dtype, shape=old.shape)
+        name = self.unique_name(f"{node.name or old.name}_aligned")
+        self.graph.nodes.append(gs.Node(node.op, name, attrs=dict(node.attrs), inputs=inputs, outputs=[out]))
+        return out
 
     @staticmethod
     def _grown(shape, axis, size):
@@ -102,7 +172,10 @@ class GraphEditor:
         for consumer in list(tensor.outputs):
             # Identity, not ==: gs.Node.__eq__ cannot compare with None (the graph-output marker).
             if not any(user is consumer for user in true_size_users):
-                consumer.inputs[:] = [padded if inp is tensor else inp for inp in consumer.inputs]
+                # Index by index: onnx-graphsurgeon's input lists do not support slice assignment.
+                for index, inp in enumerate(list(consumer.inputs)):
+                    if inp is tensor:
+                        consumer.inputs[index] = padded
         if padded_shape is not None:
             axis += len(padded_shape)  # Slice-1 (opset < 10) does not define negative axes
         name = self.unique_name(f"{tensor.name}_true_size")
@@ -147,30 +220,55 @@ class GraphEditor:
 
     # -- weights ---------------------------------------------------------------------------------------------
 
-    def apply_weight_plans(self):
+    def finish(self):
+        """Apply the weight plans, then say in the report how each padded constant is shared."""
+        self._apply_weight_plans()
+        for copy in self._padded.values():
+            others = _readers_of(copy.root)
+            notes = []
+            if copy.uses > 1:
+                notes.append(f"one padded copy of {copy.root.name} serves {copy.uses} uses")
+            if others:
+                notes.append(f"{copy.root.name} is shared: duplicated, its {others} other use(s) keep the original")
+            for change in copy.changes:
+                change.sharing = "; ".join(notes) or None
+        self._padded.clear()
+
+    def _apply_weight_plans(self):
         for plan in self._weight_plans.values():
             wop = plan.wop
-            values = np.asarray(wop.weight.values)
-            padded = values
-            if plan.in_pad:
-                padded = padded_array(padded, wop.weight_in_axis, plan.in_pad)
-            if plan.out_pad:
-                padded = padded_array(padded, wop.weight_out_axis, plan.out_pad)
-            if padded is not values:
-                const = self._new_constant(f"{wop.weight.name}_aligned", padded)
-                wop.node.inputs[1] = const
-                plan.changes.append(TensorChange(wop.weight.name, list(values.shape), list(padded.shape), "weight"))
+            sides = ((wop.weight_in_axis, plan.in_pad), (wop.weight_out_axis, plan.out_pad))
+            pads = [(axis, amount, 0.0) for axis, amount in sides if amount]
+            if pads:
+                self._pad_constant_input(wop.node, 1, pads, "weight", plan.changes)
             if plan.out_pad and wop.bias is not None:
-                self._pad_bias(plan)
+                bias = np.asarray(wop.bias.values)
+                # A Gemm C broadcast over N is already accounted for as the padded outputs' value.
+                if bias.ndim and bias.shape[-1] == wop.out_features:
+                    self._pad_constant_input(wop.node, 2, [(bias.ndim - 1, plan.out_pad, 0.0)], "bias", plan.changes)
             if plan.new_groups is not None:
                 wop.node.attrs["group"] = plan.new_groups
         self._weight_plans.clear()
 
-    def _pad_bias(self, plan: WeightPlan):
-        wop = plan.wop
-        bias = np.asarray(wop.bias.values)
-        if bias.ndim == 0 or bias.shape[-1] != wop.out_features:
-            return  # a Gemm C broadcast over N: already accounted for as the padded outputs' value
-        padded = padded_array(bias, bias.ndim - 1, plan.out_pad)
-        wop.node.inputs[2] = self._new_constant(f"{wop.bias.name}_aligned", padded)
-        plan.changes.append(TensorChange(wop.bias.name, list(bias.shape), list(padded.shape), "bias"))
+
+def _root_of(tensor) -> gs.Tensor:
+    """The initializer or Constant node output a constant chain starts at."""
+    while not isinstance(tensor, gs.Constant) and len(tensor.inputs) == 1 and tensor.inputs[0].op in _SEE_THROUGH:
+        tensor = tensor.inputs[0].inputs[0]
+    return tensor
+
+
+def _readers_of(root: gs.Tensor) -> int:
+    """How many nodes read ``root``'s value, through the see-through ops that carry it."""
+    count, stack, seen = 0, [root], set()
+    while stack:
+        tensor = stack.pop()
+        for user in tensor.outputs:
+            if id(user) in seen:
+                continue
+            seen.add(id(user))
+            if user.op in _SEE_THROUGH and user.inputs and user.inputs[0] is tensor and len(user.outputs) == 1:
+                stack.append(user.outputs[0])
+            else:
+                count += 1
+    return count

@@ -9,7 +9,7 @@ cancels out when it is genuinely a fixed number.
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import onnx
@@ -88,26 +88,72 @@ def _shape_from_type(type_proto) -> Shape:
     return tuple(dims)
 
 
+def subgraphs(graph: gs.Graph, label: str = "") -> Iterator[Tuple[str, gs.Graph]]:
+    """``graph`` and every If/Loop/Scan body in it, recursively, each with a label naming where it is."""
+    yield label, graph
+    for node in graph.nodes:
+        for attr_name, attr in node.attrs.items():
+            for body in attr if isinstance(attr, list) else [attr]:
+                if isinstance(body, gs.Graph):
+                    where = f"{node.op} {node.name or node.outputs[0].name}/{attr_name}"
+                    yield from subgraphs(body, f"{label} > {where}" if label else where)
+
+
+def _onnx_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            for body in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _onnx_graphs(body)
+
+
 class ShapeTable:
-    """Tensor shapes from ONNX shape inference on an exported copy, so the caller's graph gets no value_info."""
+    """Tensor shapes from ONNX shape inference on an exported copy, so the caller's graph gets no value_info.
+
+    Covers the If/Loop/Scan bodies too (ONNX tensor names are unique across a model's scopes)."""
 
     def __init__(self, graph: gs.Graph):
         self._shapes: Dict[str, Shape] = {}
-        for tensor in graph.tensors().values():
-            if isinstance(tensor, gs.Constant):
-                self._shapes[tensor.name] = tuple(int(d) for d in tensor.shape)
-            elif tensor.shape is not None:
-                self._shapes[tensor.name] = tuple(None if d in ("", -1) else d for d in tensor.shape)
+        for _, body in subgraphs(graph):
+            for tensor in body.tensors().values():
+                if tensor.name in self._shapes:
+                    continue
+                if isinstance(tensor, gs.Constant):
+                    self._shapes[tensor.name] = tuple(int(d) for d in tensor.shape)
+                elif tensor.shape is not None:
+                    self._shapes[tensor.name] = tuple(None if d in ("", -1) else d for d in tensor.shape)
+        self._graph = graph
+        self._completed = False
         try:
             model = gs.export_onnx(graph, do_type_check=False)
             inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
         except Exception:
-            # Too large to serialize (> 2 GB) or a model ONNX cannot infer: the graph's own shapes are all we know.
+            # Too large to serialize (> 2 GB) or a model ONNX cannot infer: the graph's own shapes are what we know.
             return
-        for value_info in list(inferred.graph.value_info) + list(inferred.graph.output):
-            shape = _shape_from_type(value_info.type)
-            if shape is not None and self._shapes.get(value_info.name) is None:
-                self._shapes[value_info.name] = shape
+        self._fill_from(inferred)
+
+    def complete_with_onnxruntime(self) -> None:
+        """Fill the shapes ONNX's inference lost with onnxruntime's symbolic inference (once).
+
+        ONNX's inference loses the rank after a Reshape whose target it cannot evaluate (TorchScript's opset-11
+        GPT-2); onnxruntime's carries symbolic dims through such chains, but costs seconds on larger graphs
+        (DETR's Resize), so callers ask for it only when a shape they need is missing."""
+        if self._completed:
+            return
+        self._completed = True
+        try:
+            from polygraphy_ext.shape_inference import infer_shapes
+
+            self._fill_from(infer_shapes(gs.export_onnx(self._graph, do_type_check=False), allow_onnxruntime=True))
+        except Exception:
+            pass
+
+    def _fill_from(self, inferred: onnx.ModelProto) -> None:
+        for body in _onnx_graphs(inferred.graph):
+            for value_info in list(body.value_info) + list(body.output):
+                shape = _shape_from_type(value_info.type)
+                if shape is not None and self._shapes.get(value_info.name) is None:
+                    self._shapes[value_info.name] = shape
 
     def shape(self, tensor) -> Shape:
         return self._shapes.get(tensor.name)
@@ -178,8 +224,12 @@ class ShapeEvaluator:
             return None
         return handler(node)
 
+    def shape_dims(self, node: gs.Node) -> Optional[List[DimExpr]]:
+        """The dims a ``Shape`` node reads from its input (a hook for views in which some dims are renamed)."""
+        return self._shapes.dims(node.inputs[0])
+
     def _op_Shape(self, node):
-        dims = self._shapes.dims(node.inputs[0])
+        dims = self.shape_dims(node)
         if dims is None:
             return None
         rank = len(dims)

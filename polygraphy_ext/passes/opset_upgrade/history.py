@@ -147,7 +147,7 @@ _CLASSIFIED: Dict[Step, object] = {
     ("RNN", 14): _LAYOUT,
     ("Reshape", 14): Kept("attribute allowzero was added; its default 0 is the old behaviour"),
     ("Resize", 11): Rewritten("input roi was inserted and the coordinate/nearest modes gained defaults"),
-    ("Resize", 13): Kept("roi/scales became optional and cubic/nearest options were added, old defaults kept"),
+    ("Resize", 13): Rewritten("coordinate_transformation_mode tf_half_pixel_for_nn was removed; roi/scales became optional"),
     ("Resize", 18): Kept("attributes antialias, axes, keep_aspect_ratio_policy were added; defaults are the old behaviour"),
     ("Resize", 19): Kept("coordinate_transformation_mode half_pixel_symmetric was added"),
     ("RoiAlign", 16): Rewritten("attribute coordinate_transformation_mode was added with a default unlike the old one"),

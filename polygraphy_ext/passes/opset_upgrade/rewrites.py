@@ -38,6 +38,56 @@ def np_dtype(dtype) -> Optional[np.dtype]:
         return None
 
 
+# Ops whose output has the element type of input 0 (for the first group, of every input): enough to type a
+# tensor that shape inference left untyped by walking up to a typed one (an initializer, a graph input, a Cast).
+_SAME_TYPE_AS_INPUTS = frozenset(
+    "Add Sub Mul Div Max Min Mean Sum MatMul Gemm Concat PRelu Einsum Neg Abs Relu LeakyRelu Sigmoid Tanh Erf Sqrt "
+    "Exp Log Reciprocal Softmax LogSoftmax Hardmax Ceil Floor Round Sin Cos Identity Dropout Transpose Reshape "
+    "Squeeze Unsqueeze Flatten Slice Gather GatherElements GatherND Expand Tile Pad Clip Pow LayerNormalization "
+    "BatchNormalization InstanceNormalization Conv ConvTranspose Resize Upsample Split ReduceMean ReduceSum ReduceMax "
+    "ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceSumSquare ReduceLogSum ReduceLogSumExp AveragePool MaxPool "
+    "GlobalAveragePool Gelu Elu Selu Softplus HardSigmoid CumSum DepthToSpace SpaceToDepth".split()
+)
+_FIRST_INPUT_ONLY = frozenset(
+    "Dropout Reshape Squeeze Unsqueeze Slice Gather GatherElements GatherND Expand Tile Pad Clip Pow Resize "
+    "Upsample Split ReduceMean ReduceSum ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceSumSquare ReduceLogSum "
+    "ReduceLogSumExp CumSum LayerNormalization BatchNormalization InstanceNormalization".split()
+)
+_INT64_OUTPUT = frozenset(["Shape", "Size", "NonZero", "ArgMax", "ArgMin"])
+_BOOL_OUTPUT = frozenset("Equal Less Greater LessOrEqual GreaterOrEqual Not And Or Xor IsNaN IsInf".split())
+
+
+def known_dtype(tensor, max_hops: int = 64) -> Optional[np.dtype]:
+    """The element type of ``tensor``: its own, or one read off the nodes that produce it (when untyped)."""
+    for _ in range(max_hops):
+        if tensor is None:
+            return None
+        dtype = np_dtype(tensor.dtype)
+        if dtype is not None or isinstance(tensor, gs.Constant):
+            return dtype
+        producer = tensor.inputs[0] if len(tensor.inputs) == 1 else None
+        if producer is None or (producer.domain or "") not in ("", "ai.onnx"):
+            return None
+        if producer.op == "Cast" and "to" in producer.attrs:
+            return np_dtype(int(producer.attrs["to"]))
+        if producer.op in _INT64_OUTPUT:
+            return np.dtype(np.int64)
+        if producer.op in _BOOL_OUTPUT:
+            return np.dtype(np.bool_)
+        if producer.op == "Where" and len(producer.inputs) == 3:
+            candidates = producer.inputs[1:]
+        elif producer.op in _SAME_TYPE_AS_INPUTS:
+            candidates = producer.inputs[:1] if producer.op in _FIRST_INPUT_ONLY else producer.inputs
+        else:
+            return None
+        candidates = [t for t in candidates if t.name]
+        typed = next((np_dtype(t.dtype) for t in candidates if np_dtype(t.dtype) is not None), None)
+        if typed is not None:
+            return typed
+        tensor = candidates[0] if candidates else None
+    return None
+
+
 @dataclass
 class Site:
     """One node to upgrade, where it lives, and how to add what it needs."""
@@ -49,24 +99,28 @@ class Site:
     names: UniqueNames
     added: List[gs.Node] = field(default_factory=list)
 
+    @property
+    def _base(self) -> str:
+        # Unnamed nodes are common; their first output's name is unique, so fresh names rarely need a suffix.
+        return self.node.name or next((t.name for t in self.node.outputs if t.name), self.node.op)
+
     def crosses(self, version: int) -> bool:
         """Whether the raise passes the definition of this op that came with ``version``."""
         return self.opset < version <= self.target
 
     def constant(self, what: str, values) -> gs.Constant:
-        return gs.Constant(self.names(f"{self.node.name or self.node.op}_{what}"), np.asarray(values))
+        return gs.Constant(self.names(f"{self._base}_{what}"), np.asarray(values))
 
     def variable(self, what: str, dtype=None, shape=None) -> gs.Variable:
-        return gs.Variable(self.names(f"{self.node.name or self.node.op}_{what}"), dtype=dtype, shape=shape)
+        return gs.Variable(self.names(f"{self._base}_{what}"), dtype=dtype, shape=shape)
 
     def add_node(self, op: str, inputs, outputs, attrs=None) -> gs.Node:
-        node = gs.Node(op, self.names(f"{self.node.name or self.node.op}_{op}"), dict(attrs or {}), inputs, outputs)
+        node = gs.Node(op, self.names(f"{self._base}_{op}"), dict(attrs or {}), inputs, outputs)
         self.added.append(node)
         return node
 
     def element_type(self, index: int = 0, why: str = "") -> np.dtype:
-        tensor = self.node.inputs[index] if index < len(self.node.inputs) else None
-        dtype = np_dtype(tensor.dtype) if tensor is not None else None
+        dtype = known_dtype(self.node.inputs[index]) if index < len(self.node.inputs) else None
         if dtype is None:
             raise Refuse(f"the element type of input {index} is unknown{why}")
         return dtype
@@ -261,7 +315,7 @@ def roi_align_mode(site: Site) -> Plan:
 
 
 def scatter_elements(site: Site) -> Plan:
-    if not site.crosses(11):
+    if site.target < 11:  # from 11 on Scatter is deprecated, also in a model already at 11+
         return None
     return "Scatter -> ScatterElements", lambda: setattr(site.node, "op", "ScatterElements")
 
@@ -372,6 +426,34 @@ def resize_10(site: Site) -> Plan:
     return "roi inserted; asymmetric coordinates and the old nearest rounding stated", apply
 
 
+# tf_half_pixel_for_nn (gone in 13) maps x to v = (x + 0.5) / scale; half_pixel maps it to v - 0.5. A new
+# rounding r' with r'(v - 0.5) == r(v) exists for two old ones: floor(v) == round_prefer_ceil(v - 0.5) and
+# round_prefer_floor(v) == ceil(v - 0.5).
+_TF_HALF_PIXEL_ROUNDING = {"floor": "round_prefer_ceil", "round_prefer_floor": "ceil"}
+
+
+def resize_tf_half_pixel(site: Site) -> Plan:
+    node = site.node
+    if not site.crosses(13) or node.attrs.get("coordinate_transformation_mode") != "tf_half_pixel_for_nn":
+        return None
+    old = node.attrs.get("nearest_mode", "round_prefer_floor")
+    new = _TF_HALF_PIXEL_ROUNDING.get(old)
+    if node.attrs.get("mode", "nearest") != "nearest" or new is None:
+        raise Refuse(
+            f"coordinate_transformation_mode tf_half_pixel_for_nn (removed in 13) with mode "
+            f"{node.attrs.get('mode', 'nearest')} / nearest_mode {old} has no half_pixel equivalent"
+        )
+
+    def apply():
+        node.attrs.update(coordinate_transformation_mode="half_pixel", nearest_mode=new)
+
+    return f"tf_half_pixel_for_nn + {old} -> half_pixel + {new}", apply
+
+
+def resize(site: Site) -> Plan:
+    return _combine([resize_10(site), resize_tf_half_pixel(site)])
+
+
 def upsample(site: Site) -> Plan:
     node = site.node
     from_attribute = "scales" in node.attrs
@@ -428,6 +510,6 @@ REWRITERS: Dict[str, Callable[[Site], Plan]] = {
     "LpPool": pool_same_padding,
     "MaxPool": pool_same_padding,
     "ConvTranspose": conv_transpose_same_padding,
-    "Resize": resize_10,
+    "Resize": resize,
     "Upsample": upsample,
 }

@@ -10,7 +10,7 @@ import onnx_graphsurgeon as gs
 
 from polygraphy_ext.passes.naming import UniqueNames
 from polygraphy_ext.passes.opset_upgrade.history import FIRST_COVERED, STEPS, Refused, Rewritten
-from polygraphy_ext.passes.opset_upgrade.rewrites import REWRITERS, Refuse, Site, np_dtype
+from polygraphy_ext.passes.opset_upgrade.rewrites import REWRITERS, Refuse, Site, known_dtype
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
@@ -109,10 +109,14 @@ def _bodies(graph: gs.Graph) -> Iterator[Tuple[object, str]]:
 def op_steps(op: str, opset: int, target: int) -> Tuple[Tuple[int, object], ...]:
     """``(since_version, classification)`` of every new definition of ``op`` in (opset, target]."""
     try:
-        current = onnx.defs.get_schema(op, opset, "").since_version
+        schema = onnx.defs.get_schema(op, opset, "")
     except onnx.defs.SchemaError:
         return ((opset, Refused(f"{op} is not an operator of opset {opset}")),)
+    current = schema.since_version
     steps = []
+    if schema.deprecated and isinstance(STEPS.get((op, current)), Rewritten):
+        # Already deprecated at the model's opset (Upsample at 10+, Scatter at 11+): replace it on the way up.
+        steps.append((current, STEPS[(op, current)]))
     for version in range(opset + 1, target + 1):
         try:
             since = onnx.defs.get_schema(op, version, "").since_version
@@ -151,7 +155,7 @@ def _dropped_type(node: gs.Node, opset: int, target: int) -> Optional[str]:
     for index, lost in enumerate(_lost_input_types(node.op, opset, target)):
         if not lost or index >= len(node.inputs) or not node.inputs[index].name:
             continue
-        dtype = np_dtype(node.inputs[index].dtype)
+        dtype = known_dtype(node.inputs[index])
         if dtype is None:
             return f"it dropped input types by opset {target} and input {index}'s type is unknown"
         name = onnx.helper.tensor_dtype_to_string(onnx.helper.np_dtype_to_tensor_dtype(dtype))

@@ -44,36 +44,44 @@ class PassCheckArgs(BaseArgs):
         self._default_rtol = default_rtol
 
     def add_parser_args_impl(self):
+        from polygraphy_ext.tools.check import PRECISION_TOLERANCES
+
+        fp16, bf16 = PRECISION_TOLERANCES["fp16"], PRECISION_TOLERANCES["bf16"]
         self.group.add_argument(
             "--check",
             action="store_true",
-            help=f"Run the original and the {self._result} model in onnxruntime on generated inputs (random, "
-            "low-variance and large-mean rows) and fail, writing nothing, if any output differs beyond "
-            "--check-atol/--check-rtol.",
+            help=f"Run the original and the {self._result} model in onnxruntime on CPU (polygraphy-ext plugin "
+            "nodes through the package's CPU reference) and compare both against the original run in float64 "
+            "(float32 where float64 kernels are missing); fail, writing nothing, where the "
+            f"{self._result} model is further from that reference than the original is, plus "
+            "--check-atol/--check-rtol. Inputs: random, low-variance and large-mean rows shaped by --input-shapes "
+            "(dynamic dims default to 2), or Polygraphy's data loader (--data-loader-script, --load-inputs, "
+            "--seed).",
         )
         self.group.add_argument(
             "--check-atol",
             type=float,
-            default=self._default_atol,
-            help=f"Absolute tolerance of --check (default {self._default_atol:g}; fp32 rows with a tiny variance "
-            "differ by about ulp(mean)/std between any two correct implementations).",
+            default=None,
+            help=f"Absolute tolerance of --check. Default: {self._default_atol:g} for float32 models, "
+            f"{fp16[0]:g} when either model has float16 tensors, {bf16[0]:g} with bfloat16.",
         )
         self.group.add_argument(
             "--check-rtol",
             type=float,
-            default=self._default_rtol,
-            help=f"Relative tolerance of --check (default {self._default_rtol:g}).",
+            default=None,
+            help=f"Relative tolerance of --check. Default: {self._default_rtol:g} for float32 models, "
+            f"{fp16[1]:g} when either model has float16 tensors, {bf16[1]:g} with bfloat16.",
         )
 
     def parse_impl(self, args):
         """
         Attributes:
             enabled (bool): Whether to check.
-            atol, rtol (float): The tolerances.
+            atol, rtol (float): The tolerances given, or None (the default for the models' precision).
         """
         self.enabled = bool(args_util.get(args, "check"))
         self.atol = args_util.get(args, "check_atol")
         self.rtol = args_util.get(args, "check_rtol")
         for name, value in (("--check-atol", self.atol), ("--check-rtol", self.rtol)):
-            if not value >= 0:
+            if value is not None and not value >= 0:
                 G_LOGGER.critical(f"{name} must be a tolerance >= 0, got {value}")

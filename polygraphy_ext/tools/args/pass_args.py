@@ -30,7 +30,7 @@ A pass declares its options once (``OPTIONS``); the surgeon subtool spells them 
 
         FOR_RUN = True
 
-and returning ``FuseGeluRunArgs()`` from ``run_extension.get_arg_groups``.
+and a line in ``RUN_ARG_GROUPS`` of ``polygraphy_ext/integration/registry.py``.
 """
 
 import functools

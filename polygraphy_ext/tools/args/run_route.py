@@ -32,7 +32,8 @@ def route_trt_onnx_loader(pass_args):
             loader = pass_args.add_to_script(script, loader)
             if serialize_model:
                 script.add_import(imports=["BytesFromOnnx"], frm="polygraphy.backend.onnx")
-                loader = script.add_loader(make_invocable("BytesFromOnnx", loader), f"serialize_{pass_args.RESULT}_onnx")
+                serialized = make_invocable("BytesFromOnnx", loader)
+                loader = script.add_loader(serialized, f"serialize_{pass_args.RESULT}_onnx")
             return loader
 
         onnx_args.add_to_script = onnx_loader_with_pass

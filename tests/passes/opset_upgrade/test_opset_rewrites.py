@@ -326,3 +326,56 @@ def test_narrowed_type_lists_refuse_only_nodes_using_a_dropped_type():
         upgrade(ints, 13)
     floats = model([node("Erf", ["x"], ["y"])], {"x": X234}, ["y"], 11)
     assert_upgrades_exactly(floats, 13, {"x": X234})
+
+
+@pytest.mark.parametrize("opset, op", [(10, "Upsample"), (11, "Scatter")])
+def test_ops_already_deprecated_at_the_models_opset_are_replaced(opset, op):
+    """The checker and onnxruntime refuse these deprecated nodes; the reference is the same node one opset back."""
+    if op == "Upsample":
+        nodes = [node("Upsample", ["x", "s"], ["y"], mode="nearest")]
+        feeds, inits, shape = {"x": IMAGE}, {"s": np.array([1.0, 1.0, 2.0, 2.0], np.float32)}, [1, 2, 8, 10]
+    else:
+        nodes = [node("Scatter", ["data", "indices", "updates"], ["y"], axis=0)]
+        feeds = {"data": np.zeros((3, 2), np.float32), "indices": np.array([[2, 0]], np.int64)}
+        feeds["updates"] = np.ones((1, 2), np.float32)
+        inits, shape = {}, [3, 2]
+    original = model(nodes, feeds, [("y", np.float32, shape)], opset, inits, check=False)
+    upgraded, report = upgrade(original, 17)
+    onnx.checker.check_model(upgraded, full_check=True)
+    assert op not in _ops(upgraded) and len(report.rewritten) == 1
+    reference = model(nodes, feeds, [("y", np.float32, shape)], opset - 1, inits)
+    for expected, actual in zip(run(reference, feeds), run(upgraded, feeds)):
+        np.testing.assert_array_equal(expected, actual)
+
+
+@pytest.mark.parametrize("to, refused", [(onnx.TensorProto.FLOAT, False), (onnx.TensorProto.INT32, True)])
+def test_untyped_tensors_are_typed_from_their_producers(to, refused):
+    """Without shape inference an exporter's intermediate tensors have no type: it is read off the producers."""
+    nodes = [node("Cast", ["x"], ["c"], to=to), node("Mul", ["c", "c"], ["m"]), node("Erf", ["m"], ["y"])]
+    graph = gs.import_onnx(model(nodes, {"x": X234}, ["y"], 11))
+    for tensor in graph.tensors().values():
+        if tensor.name in ("c", "m"):
+            tensor.dtype, tensor.shape = None, None
+    plan = plan_default_opset_upgrade(graph, 13)
+    assert [r.reason for r in plan.refusals] == (["it no longer accepts tensor(int32) by opset 13"] if refused else [])
+
+
+@pytest.mark.parametrize("scales", [[1.0, 1.0, 1.7, 2.0], [1.0, 1.0, 0.6, 0.5], [1.0, 1.0, 3.0, 0.75]])
+@pytest.mark.parametrize("nearest_mode", ["floor", "round_prefer_floor", None])
+def test_resize_tf_half_pixel_for_nn_becomes_half_pixel_with_a_shifted_rounding(nearest_mode, scales):
+    x = RNG.standard_normal((1, 2, 7, 9)).astype(np.float32)
+    attrs = {"coordinate_transformation_mode": "tf_half_pixel_for_nn", "mode": "nearest"}
+    attrs |= {"nearest_mode": nearest_mode} if nearest_mode else {}
+    inits = {"roi": np.zeros([0], np.float32), "s": np.array(scales, np.float32)}
+    original = model([node("Resize", ["x", "roi", "s"], ["y"], **attrs)], {"x": x}, ["y"], 11, inits)
+    upgraded, report = assert_upgrades_exactly(original, 13, {"x": x})
+    assert _attrs(upgraded, "Resize")["coordinate_transformation_mode"] == b"half_pixel"
+
+
+@pytest.mark.parametrize("attrs", [{"nearest_mode": "ceil"}, {"mode": "linear"}])
+def test_resize_tf_half_pixel_for_nn_without_an_equivalent_is_refused(attrs):
+    x = RNG.standard_normal((1, 2, 7, 9)).astype(np.float32)
+    inits = {"roi": np.zeros([0], np.float32), "s": np.array([1.0, 1.0, 2.0, 2.0], np.float32)}
+    nodes = [node("Resize", ["x", "roi", "s"], ["y"], coordinate_transformation_mode="tf_half_pixel_for_nn", **attrs)]
+    with pytest.raises(OpsetUpgradeError, match="tf_half_pixel_for_nn"):
+        upgrade(model(nodes, {"x": x}, ["y"], 11, inits), 13)

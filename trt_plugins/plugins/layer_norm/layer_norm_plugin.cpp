@@ -1,5 +1,5 @@
 // LayerNorm: inputs (input, gamma[, beta]); beta is present when the node has three inputs.
-#include "common/row_norm_plugin.h"
+#include "plugins/row_norm/row_norm_plugin.h"
 
 #include <plugin_specs.h>
 

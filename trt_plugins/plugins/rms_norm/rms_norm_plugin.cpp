@@ -1,5 +1,5 @@
 // RMSNorm: inputs (input, gamma); y = x * rsqrt(mean(x^2) + epsilon) * gamma.
-#include "common/row_norm_plugin.h"
+#include "plugins/row_norm/row_norm_plugin.h"
 
 #include <plugin_specs.h>
 

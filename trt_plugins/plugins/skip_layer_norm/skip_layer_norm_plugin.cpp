@@ -1,7 +1,7 @@
 // SkipLayerNorm: inputs (input, skip, gamma[, beta][, bias]) as the has_beta/has_bias fields say (ONNX has no
 // way to tell which optional input in the middle of the list was left out); outputs (output[, sum]).
 #include "common/creator.h"
-#include "common/row_norm_plugin.h"
+#include "plugins/row_norm/row_norm_plugin.h"
 
 #include <plugin_specs.h>
 

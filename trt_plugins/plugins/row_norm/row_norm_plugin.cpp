@@ -1,7 +1,7 @@
-#include "common/row_norm_plugin.h"
+#include "plugins/row_norm/row_norm_plugin.h"
 
 #include "common/logging.h"
-#include "common/row_norm.h"
+#include "plugins/row_norm/row_norm.h"
 
 #include <cmath>
 

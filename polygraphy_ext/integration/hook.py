@@ -1,11 +1,13 @@
 """Start-up hook: extends Polygraphy's command line once Polygraphy itself is imported.
 
 Installed as the top-level module ``_polygraphy_ext_hook`` (a plain file in site-packages) and imported by the
-``polygraphy_ext_hook.pth`` line at every interpreter start, so it must be cheap, must never raise, and must
-import neither Polygraphy nor the polygraphy_ext package. Code that needs it imports ``_polygraphy_ext_hook``
-(falling back to ``polygraphy_ext._hook`` where the build did not install the top-level copy). It only puts a finder on ``sys.meta_path``; when one
-of the watched Polygraphy modules is imported later, the finder lets the normal loader execute it and then
-calls our patch function for it (see ``polygraphy_ext._tool_proxies``).
+``__polygraphy_ext_hook.pth`` line at every interpreter start, so it must be cheap, must never raise, and must
+import neither Polygraphy nor the polygraphy_ext package (nor anything else: ``os`` and ``sys`` are loaded before
+any ``.pth`` line runs). Code that needs it imports ``_polygraphy_ext_hook`` (falling back to
+``polygraphy_ext.integration.hook`` where the build did not install the top-level copy). It only puts a finder
+on ``sys.meta_path``; when one of the watched Polygraphy modules is imported later, the finder lets the normal
+loader execute it and then calls ``polygraphy_ext.integration.table.apply_for`` with it, which applies the
+rows of the integration table that belong to that module.
 
 Set ``POLYGRAPHY_EXT_DISABLE_HOOK=1`` to skip it.
 """
@@ -15,12 +17,15 @@ import sys
 
 DISABLE_ENV = "POLYGRAPHY_EXT_DISABLE_HOOK"
 
-# Polygraphy module -> "module:function" called with that module right after it has executed.
+# Polygraphy module -> "module:function" called with that module right after it has executed. The keys are
+# integration.table.hooked_modules() (a test keeps them equal; this file cannot import the table at start).
+_APPLY = "polygraphy_ext.integration.table:apply_for"
 IMPORT_HOOKS = {
-    "polygraphy.tools.registry": "polygraphy_ext._tool_proxies:extend_tool_registry",
-    "polygraphy.tools.surgeon.surgeon": "polygraphy_ext._tool_proxies:extend_surgeon",
-    "polygraphy.tools.args.backend.trt.loader": "polygraphy_ext.plugins.args:patch_polygraphy",
-    "polygraphy.backend.onnxrt.loader": "polygraphy_ext.plugins.ort_reference:patch_session_from_onnx",
+    "polygraphy.backend.onnxrt.loader": _APPLY,
+    "polygraphy.tools.args.backend.trt.config": _APPLY,
+    "polygraphy.tools.args.backend.trt.loader": _APPLY,
+    "polygraphy.tools.registry": _APPLY,
+    "polygraphy.tools.surgeon.surgeon": _APPLY,
 }
 
 

@@ -14,4 +14,13 @@ TOOLS = [
 SURGEON_SUBTOOLS = [
     ("fuse-ln", "polygraphy_ext.tools.fuse_ln", "FuseLn"),
     ("align-dims", "polygraphy_ext.tools.align_dims", "AlignDims"),
+    ("fuse-gelu", "polygraphy_ext.tools.fuse_gelu", "FuseGelu"),
+    ("to-fp16", "polygraphy_ext.tools.to_fp16", "ToFp16"),
+]
+
+# (module, class name) -- argument groups `polygraphy run` gets through the polygraphy.run.plugins entry point:
+# a pass's PassArgs with FOR_RUN = True (its switch, e.g. --fuse-ln, and its options prefixed with it).
+RUN_ARG_GROUPS = [
+    ("polygraphy_ext.tools.args.fuse_ln", "FuseLnRunArgs"),
+    ("polygraphy_ext.tools.args.fuse_gelu", "FuseGeluRunArgs"),
 ]

@@ -1,7 +1,6 @@
-"""Adds polygraphy-ext's tools to Polygraphy's registry and surgeon, as lazy proxies.
+"""Lazy proxies that stand in for polygraphy-ext's tools in Polygraphy's registry and surgeon (``patches/tools.py``).
 
-Called by the start-up hook right after ``polygraphy.tools.registry`` or ``polygraphy.tools.surgeon.surgeon``
-has executed. Our tool modules are NOT imported here: they import ``polygraphy.tools`` themselves, which may
+Our tool modules are NOT imported here: they import ``polygraphy.tools`` themselves, which may
 be the very import that is still in progress (``import polygraphy_ext.tools.x`` -> ``polygraphy.tools`` ->
 registry -> hook), and importing them now would fail half-way and make Polygraphy show a ``MissingTool``.
 A proxy carries only the name and defers the import to the moment the parser is built.
@@ -12,20 +11,18 @@ import importlib.util
 import os
 from typing import List, Tuple
 
-from polygraphy_ext import _registry
-
-_PROXY_MARKER = "_polygraphy_ext_proxy"
+PROXY_MARKER = "_polygraphy_ext_proxy"
 
 
-def _module_exists(module: str) -> bool:
+def module_exists(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
 
 
-def _available(entries: List[Tuple[str, str, str]]):
-    return [entry for entry in entries if _module_exists(entry[1])]
+def available(entries: List[Tuple[str, str, str]]):
+    return [entry for entry in entries if module_exists(entry[1])]
 
 
 def _make_proxy_class():
@@ -52,7 +49,7 @@ def _make_proxy_class():
             self._module = module
             self._class_name = class_name
             self.__doc__ = f"polygraphy-ext tool '{name}' (loaded on use)"
-            setattr(self, _PROXY_MARKER, True)
+            setattr(self, PROXY_MARKER, True)
 
         def load(self):
             """Import and instantiate the real tool; raises on failure."""
@@ -72,41 +69,14 @@ def _make_proxy_class():
 _proxy_class = None
 
 
-def _proxy(name, module, class_name):
+def make_proxy(name, module, class_name):
     global _proxy_class
     if _proxy_class is None:
         _proxy_class = _make_proxy_class()
     return _proxy_class(name, module, class_name)
 
 
-def extend_tool_registry(registry_module):
-    """Append proxies for our top-level tools to ``TOOL_REGISTRY`` (idempotent)."""
-    registry = registry_module.TOOL_REGISTRY
-    present = {getattr(tool, "name", None) for tool in registry}
-    for name, module, class_name in _available(_registry.TOOLS + _test_entries("POLYGRAPHY_EXT_TEST_TOOLS")):
-        if name not in present:
-            registry.append(_proxy(name, module, class_name))
-
-
-def extend_surgeon(surgeon_module):
-    """Wrap ``Surgeon.get_subtools_impl`` so that it also returns our subtools (idempotent)."""
-    surgeon_class = surgeon_module.Surgeon
-    original = surgeon_class.get_subtools_impl
-    if getattr(original, _PROXY_MARKER, False):
-        return
-
-    def get_subtools_impl(self):
-        title, subtools = original(self)
-        present = {getattr(tool, "name", None) for tool in subtools}
-        entries = _available(_registry.SURGEON_SUBTOOLS + _test_entries("POLYGRAPHY_EXT_TEST_SURGEON_SUBTOOLS"))
-        extra = [_proxy(name, module, cls) for name, module, cls in entries if name not in present]
-        return title, list(subtools) + extra
-
-    setattr(get_subtools_impl, _PROXY_MARKER, True)
-    surgeon_class.get_subtools_impl = get_subtools_impl
-
-
-def _test_entries(env_var):
+def entries_from_env(env_var):
     """Test-only tools, ``name=module:Class`` separated by commas, to prove the mechanism in tests."""
     entries = []
     for item in filter(None, os.environ.get(env_var, "").split(",")):

@@ -24,7 +24,7 @@ struct RowNormArgs
     bool rms{}; // RMSNorm: no mean subtraction, no beta
 };
 
-// Chooses the vector width from the alignment of every pointer and of cols, the row mapping (a group of
-// lanes, a block, or a block that re-reads the row when it does not fit on chip) from cols, and launches.
+// Chooses the vector width from the alignment of every pointer and of cols, then the kernel variant and geometry by
+// planRowNorm (plan.h) from the problem and the device's limits, and launches it.
 cudaError_t launchRowNorm(RowNormArgs const& args, Dtype io, Dtype param, cudaStream_t stream);
 } // namespace pgx

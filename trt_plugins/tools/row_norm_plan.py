@@ -1,0 +1,197 @@
+"""The row-norm launch plan (trt_plugins/plugins/row_norm/plan.cpp) on any architecture, without a GPU.
+
+planRowNorm is a pure host function of the problem and the device's limits; this module calls it through the
+harness shim (tools/harness.cpp, which compiles plan.cpp in) with the published limits of every architecture the
+library ships code for, and prints the plan table:
+
+    python trt_plugins/tools/row_norm_plan.py                       # every architecture, LayerNorm/SkipLayerNorm
+    python trt_plugins/tools/row_norm_plan.py --arch sm_90 --op SkipLayerNorm --dtype fp16 --rows 600
+
+Kernel registers are the compiler's and differ per architecture; without a device the plan assumes every kernel
+takes its launch-bound cap, 128 registers per thread (--registers overrides; the on-chip kernels take 84-128 on
+sm_90 by ptxas -v). The launcher itself reads the real counts (cudaFuncGetAttributes).
+"""
+
+import argparse
+import ctypes
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plugin_harness import build_shim  # noqa: E402
+
+# RowNormVariant, in plan.h's order.
+VARIANTS = ("scalar-held", "held", "held-fewer", "staged", "staged-fewer", "packed", "packed-fewer",
+            "packed-warp-filling", "ahead", "ahead-fewer", "streaming")
+PACKED = {"packed", "packed-fewer", "packed-warp-filling", "ahead", "ahead-fewer"}
+STAGED = {"staged", "staged-fewer"}
+# Static shared memory of the kernels (kernels.cuh): the on-chip kernel's exchange of moments (2 x 16 x 12 bytes) and
+# per-warp counts (16 x 4); the streaming kernel's 32 floats of block-sum scratch.
+ON_CHIP_STATIC_SHARED = 448
+STREAMING_STATIC_SHARED = 128
+ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+OPERANDS = {  # op -> (skip, bias, rms)
+    "LayerNorm": (False, False, False),
+    "RMSNorm": (False, False, True),
+    "SkipLayerNorm": (True, True, False),
+    "SkipLayerNorm-nobias": (True, False, False),
+}
+
+# Published per-architecture limits (CUDA C++ Programming Guide, "Compute Capabilities"), with the multiprocessor
+# count of one representative GPU. Shared memory: per multiprocessor, the most one block may opt in to, and what the
+# driver reserves per block.
+ARCHITECTURES = {
+    "sm_75": dict(gpu="Tesla T4", major=7, minor=5, sms=40, threads=1024, smem=64 << 10, optin=64 << 10, reserved=0),
+    "sm_80": dict(gpu="A100", major=8, minor=0, sms=108, threads=2048, smem=164 << 10, optin=163 << 10, reserved=1024),
+    "sm_86": dict(gpu="A10", major=8, minor=6, sms=72, threads=1536, smem=100 << 10, optin=99 << 10, reserved=1024),
+    "sm_89": dict(gpu="L4", major=8, minor=9, sms=58, threads=1536, smem=100 << 10, optin=99 << 10, reserved=1024),
+    "sm_90": dict(gpu="H200", major=9, minor=0, sms=132, threads=2048, smem=228 << 10, optin=227 << 10, reserved=1024),
+    "sm_100": dict(gpu="B200", major=10, minor=0, sms=148, threads=2048, smem=228 << 10, optin=227 << 10,
+                   reserved=1024),
+    "sm_120": dict(gpu="RTX 5090", major=12, minor=0, sms=170, threads=1536, smem=100 << 10, optin=99 << 10,
+                   reserved=1024),
+}
+
+
+class KernelResources(ctypes.Structure):
+    _fields_ = [("registers", ctypes.c_int32), ("staticSharedBytes", ctypes.c_int32)]
+
+
+class DeviceLimits(ctypes.Structure):
+    _fields_ = [
+        ("computeMajor", ctypes.c_int32),
+        ("computeMinor", ctypes.c_int32),
+        ("multiprocessors", ctypes.c_int32),
+        ("threadsPerMultiprocessor", ctypes.c_int32),
+        ("registersPerMultiprocessor", ctypes.c_int32),
+        ("registersPerBlock", ctypes.c_int32),
+        ("sharedBytesPerMultiprocessor", ctypes.c_int64),
+        ("sharedBytesPerBlockOptin", ctypes.c_int64),
+        ("reservedSharedBytesPerBlock", ctypes.c_int64),
+        ("kernels", KernelResources * len(VARIANTS)),
+    ]
+
+
+class RowNormProblem(ctypes.Structure):
+    _fields_ = [
+        ("rows", ctypes.c_int64),
+        ("cols", ctypes.c_int64),
+        ("elementBytes", ctypes.c_int32),
+        ("vectorizable", ctypes.c_bool),
+        ("skip", ctypes.c_bool),
+        ("bias", ctypes.c_bool),
+        ("rms", ctypes.c_bool),
+    ]
+
+
+class RowNormPlan(ctypes.Structure):
+    _fields_ = [
+        ("variant", ctypes.c_int32),
+        ("vec", ctypes.c_int32),
+        ("items", ctypes.c_int32),
+        ("threads", ctypes.c_int32),
+        ("lanesPerRow", ctypes.c_int32),
+        ("rowsPerBlock", ctypes.c_int32),
+        ("blocksPerMultiprocessor", ctypes.c_int32),
+        ("persistent", ctypes.c_bool),
+        ("grid", ctypes.c_int64),
+        ("sharedBytes", ctypes.c_int64),
+        ("rule", ctypes.c_char_p),
+    ]
+
+
+def built_variants(element_bytes, skip):
+    """The variants launch.cu instantiates for these activations and operands (kernelOf's rules)."""
+    built = set(VARIANTS) - PACKED - STAGED
+    if element_bytes == 2:
+        built |= STAGED if skip else PACKED
+    return built
+
+
+def device_limits(arch, element_bytes, skip, registers=None):
+    """DeviceLimits of `arch` (a key of ARCHITECTURES) with modelled kernel resources: `registers` maps a variant
+    name to its registers per thread; the others take the launch-bound cap, 128."""
+    spec = ARCHITECTURES[arch]
+    limits = DeviceLimits(
+        computeMajor=spec["major"], computeMinor=spec["minor"], multiprocessors=spec["sms"],
+        threadsPerMultiprocessor=spec["threads"], registersPerMultiprocessor=65536, registersPerBlock=65536,
+        sharedBytesPerMultiprocessor=spec["smem"], sharedBytesPerBlockOptin=spec["optin"],
+        reservedSharedBytesPerBlock=spec["reserved"],
+    )
+    built = built_variants(element_bytes, skip)
+    for i, name in enumerate(VARIANTS):
+        if name in built:
+            regs = (registers or {}).get(name, 128)
+            shared = STREAMING_STATIC_SHARED if name == "streaming" else ON_CHIP_STATIC_SHARED
+            limits.kernels[i] = KernelResources(regs, shared)
+    return limits
+
+
+class Planner:
+    """planRowNorm through the harness shim (compiled on first use into `build_dir`)."""
+
+    def __init__(self, build_dir=None):
+        shim = build_shim(Path(build_dir or tempfile.mkdtemp(prefix="pgx-plan-")))
+        self._lib = ctypes.CDLL(str(shim))
+        self._lib.pgx_plan_row_norm.argtypes = [ctypes.POINTER(RowNormProblem), ctypes.POINTER(DeviceLimits),
+                                                ctypes.POINTER(RowNormPlan)]
+        self._lib.pgx_plan_row_norm.restype = None
+        self._lib.pgx_row_norm_variant_name.argtypes = [ctypes.c_int]
+        self._lib.pgx_row_norm_variant_name.restype = ctypes.c_char_p
+
+    def variant_name(self, index) -> str:
+        return self._lib.pgx_row_norm_variant_name(index).decode()
+
+    def plan(self, rows, cols, element_bytes, skip=False, bias=False, vectorizable=True, limits=None, arch="sm_90",
+             registers=None, rms=False) -> dict:
+        """The plan as a dict (variant by name). `vectorizable`: every pointer 16-byte aligned; it is cleared here
+        when cols * element_bytes is not a multiple of 16, as the launcher does."""
+        if limits is None:
+            limits = device_limits(arch, element_bytes, skip, registers)
+        problem = RowNormProblem(rows, cols, element_bytes, bool(vectorizable and cols * element_bytes % 16 == 0),
+                                 skip, bias, rms)
+        plan = RowNormPlan()
+        self._lib.pgx_plan_row_norm(ctypes.byref(problem), ctypes.byref(limits), ctypes.byref(plan))
+        result = {name: getattr(plan, name) for name, _ in RowNormPlan._fields_}
+        result["variant"] = self.variant_name(plan.variant)
+        result["rule"] = plan.rule.decode() if plan.rule else ""
+        return result
+
+
+HIDDEN = (256, 512, 640, 768, 1024, 2048, 4096, 5120, 8192, 12288, 16384, 32768)
+
+
+def table(planner, archs, ops, dtypes, hidden, rows_list, registers=None):
+    lines = ["| arch | op | dtype | H | rows | variant | vec x items | threads | lanes/row | blocks/SM | grid | "
+             "persistent | shared | rule |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for arch in archs:
+        for op in ops:
+            skip, bias, rms = OPERANDS[op]
+            for dtype in dtypes:
+                for h in hidden:
+                    for rows in rows_list:
+                        p = planner.plan(rows, h, ELEMENT_BYTES[dtype], skip, bias, arch=arch, registers=registers,
+                                         rms=rms)
+                        lines.append(
+                            f"| {arch} | {op} | {dtype} | {h} | {rows} | {p['variant']} | {p['vec']} x {p['items']} | "
+                            f"{p['threads']} | {p['lanesPerRow']} | {p['blocksPerMultiprocessor']} | {p['grid']} | "
+                            f"{'yes' if p['persistent'] else 'no'} | {p['sharedBytes']} | {p['rule']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES))
+    parser.add_argument("--op", nargs="+", default=["LayerNorm", "RMSNorm", "SkipLayerNorm"], choices=list(OPERANDS))
+    parser.add_argument("--dtype", nargs="+", default=list(ELEMENT_BYTES), choices=list(ELEMENT_BYTES))
+    parser.add_argument("--hidden", nargs="+", type=int, default=list(HIDDEN))
+    parser.add_argument("--rows", nargs="+", type=int, default=[64, 1 << 16])
+    parser.add_argument("--registers", type=int, help="registers per thread of every kernel (default: 128, the cap)")
+    args = parser.parse_args(argv)
+    registers = {name: args.registers for name in VARIANTS} if args.registers else None
+    print(table(Planner(), args.arch, args.op, args.dtype, args.hidden, args.rows, registers))
+
+
+if __name__ == "__main__":
+    main()
