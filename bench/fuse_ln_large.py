@@ -1,6 +1,7 @@
 """fuse-ln on large models: time and peak RSS vs `polygraphy surgeon sanitize`, and matching speed vs graph size.
 
     python bench/fuse_ln_large.py [--weights-gb 2.2] [--layernorms 100] [--repeats 3] [--json out.json]
+                                  [--tools fuse-ln sanitize] [--baseline DIR]
 
 1. Generates (in a temporary directory under /tmp, deleted afterwards) a model with > 2 GB of external-data
    weights: ``--layernorms`` blocks of MatMul(x, W_i) followed by a decomposed LayerNorm whose eps, gamma and
@@ -10,6 +11,11 @@
    (os.wait4), and their ratios measured side by side in this one run.
 2. Builds graphs of 50k / 100k / 200k nodes made of small LayerNorm chains and times import, the pass and
    export in-process, to show that matching is linear in graph size.
+
+``--baseline DIR`` (a directory holding the ``polygraphy_ext`` package of an earlier commit, e.g. from
+``git archive <commit> polygraphy_ext | tar -x -C DIR``) measures that code beside this one in the same run:
+"fuse-ln@baseline" alternates with the other tools, and its matching speed runs in a child process; the
+ratios this/baseline are printed and written. ``--tools fuse-ln`` leaves out sanitize (15 GB of RSS).
 """
 
 import argparse
@@ -102,7 +108,20 @@ def run_child(args):
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
 
 
-def large_model_benchmark(weights_gb, layernorms, repeats):
+# Runs a script with an earlier commit's polygraphy_ext first on sys.path. An editable install resolves the package
+# through its own meta-path finder, ahead of sys.path: that finder is dropped for the baseline's children only.
+_BASELINE_LAUNCHER = (
+    "import runpy, sys; "
+    "sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != 'ScikitBuildRedirectingFinder']; "
+    "sys.path.insert(0, sys.argv[1]); sys.argv = sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+def baseline_command(directory, script, *args):
+    return [sys.executable, "-c", _BASELINE_LAUNCHER, os.path.abspath(directory), script, *args]
+
+
+def large_model_benchmark(weights_gb, layernorms, repeats, tools=("fuse-ln", "sanitize"), baseline=None):
     tmp = Path(tempfile.mkdtemp(prefix="fuse-ln-bench-", dir="/tmp"))
     try:
         t0 = time.perf_counter()
@@ -116,32 +135,48 @@ def large_model_benchmark(weights_gb, layernorms, repeats):
                 "--external-data-path", "sanitized.data",
             ],
         }
+        if baseline:
+            # Both through the same launcher, so that neither pays for a start-up the other does not.
+            commands["fuse-ln"] = lambda i: baseline_command(
+                Path(__file__).resolve().parents[1], POLYGRAPHY, "surgeon", "fuse-ln", str(model), "-o",
+                str(tmp / f"f{i}" / "fused.onnx"),
+            )
+            commands["fuse-ln@baseline"] = lambda i: baseline_command(
+                baseline, POLYGRAPHY, "surgeon", "fuse-ln", str(model), "-o", str(tmp / f"b{i}" / "fused.onnx")
+            )
+        commands = {name: cmd for name, cmd in commands.items() if name.split("@")[0] in tools}
         samples = {name: [] for name in commands}
         for i in range(repeats):
-            for name, command in commands.items():  # alternate so both see the same machine state
+            for name, command in commands.items():  # alternate so all see the same machine state
                 # Flush what the previous run wrote (sanitize: 2.2 GB), so no run pays for another's writeback.
                 os.sync()
                 wall, cpu, rss = run_child(command(i))
                 samples[name].append({"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss})
                 print(f"  {name:8s} run {i + 1}: {wall:7.2f} s wall, {cpu:7.2f} s CPU, peak RSS {rss:8.1f} MiB")
-            shutil.rmtree(tmp / f"s{i}", ignore_errors=True)  # keep disk use bounded: sanitize rewrites 2 GB
+            for prefix in "sfb":  # keep disk use bounded: each output directory holds a 2 GB copy
+                if i > 0 or prefix != "f":
+                    shutil.rmtree(tmp / f"{prefix}{i}", ignore_errors=True)
         fused = onnx.load(str(tmp / "f0" / "fused.onnx"), load_external_data=False)
         fused_count = sum(n.op_type == "LayerNormalization" for n in fused.graph.node)
         medians = {
             name: {key: statistics.median(s[key] for s in runs) for key in ("wall_s", "cpu_s", "peak_rss_mib")}
             for name, runs in samples.items()
         }
-        return {
+        result = {
             "external_data_gib": size / 2**30,
             "layernorms": layernorms,
             "fused_layernorms": fused_count,
             "repeats": repeats,
             "samples": samples,
             "median": medians,
-            "ratio_sanitize_over_fuse_ln": {
-                key: medians["sanitize"][key] / medians["fuse-ln"][key] for key in ("wall_s", "cpu_s", "peak_rss_mib")
-            },
         }
+        keys = ("wall_s", "cpu_s", "peak_rss_mib")
+        if "sanitize" in medians:
+            result["ratio_sanitize_over_fuse_ln"] = {k: medians["sanitize"][k] / medians["fuse-ln"][k] for k in keys}
+        if "fuse-ln@baseline" in medians:
+            result["ratio_fuse_ln_over_baseline"] = {k: medians["fuse-ln"][k] / medians["fuse-ln@baseline"][k] for k in keys}
+            print("  fuse-ln / baseline: " + ", ".join(f"{k} {v:.2f}x" for k, v in result["ratio_fuse_ln_over_baseline"].items()))
+        return result
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -237,14 +272,25 @@ def main():
     parser.add_argument("--node-counts", type=int, nargs="+", default=[50_000, 100_000, 200_000])
     parser.add_argument("--skip-large", action="store_true", help="only the matching-speed part")
     parser.add_argument("--json", default="bench/results/fuse_ln_large.json", help="where to write the results")
+    parser.add_argument("--tools", nargs="+", choices=["fuse-ln", "sanitize"], default=["fuse-ln", "sanitize"])
+    parser.add_argument("--baseline", help="directory with an earlier commit's polygraphy_ext package, measured beside")
+    parser.add_argument("--matching-only", action="store_true", help=argparse.SUPPRESS)  # the baseline's child
     args = parser.parse_args()
+    if args.matching_only:
+        import polygraphy_ext
+
+        print(f"  baseline (polygraphy_ext from {Path(polygraphy_ext.__file__).parent}):")
+        Path(args.json).write_text(json.dumps(matching_speed(args.node_counts, args.repeats)) + "\n")
+        return
 
     results = machine_description()
     results["command"] = " ".join(["python"] + sys.argv)
     print(f"{results['date_utc']} on {results['cpu']} ({results['cpu_count']} CPUs, {results['memory_gib']} GiB)")
     if not args.skip_large:
         print("large model: fuse-ln vs sanitize (subprocesses, same model, same run)")
-        results["large_model"] = large_model_benchmark(args.weights_gb, args.layernorms, args.repeats)
+        results["large_model"] = large_model_benchmark(
+            args.weights_gb, args.layernorms, args.repeats, tuple(args.tools), args.baseline
+        )
     elif Path(args.json).exists() and json.loads(Path(args.json).read_text()).get("large_model"):
         # Keep the large-model figures of an earlier run.
         results["large_model"] = json.loads(Path(args.json).read_text())["large_model"]
@@ -256,7 +302,26 @@ def main():
             f"sanitize/fuse-ln: {ratio['wall_s']:.1f}x time, {ratio['peak_rss_mib']:.1f}x RSS"
         )
     print("matching speed vs graph size")
-    results["matching"] = matching_speed(args.node_counts, args.repeats)
+    results["matching"] = []
+    if args.baseline:
+        results["matching_baseline"] = []
+    for count in args.node_counts:  # this code, then the baseline's, size by size: both see the same machine
+        results["matching"] += matching_speed([count], args.repeats)
+        if not args.baseline:
+            continue
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            subprocess.run(
+                baseline_command(
+                    args.baseline, os.path.abspath(__file__), "--matching-only", "--json", out.name,
+                    "--repeats", str(args.repeats), "--node-counts", str(count),
+                ),
+                check=True,
+            )
+            base = json.loads(Path(out.name).read_text())[0]
+        mine = results["matching"][-1]
+        mine["fuse_over_baseline"] = mine["fuse_s"] / base["fuse_s"]
+        results["matching_baseline"].append(base)
+        print(f"  {mine['nodes']:7d} nodes: fuse-ln pass {mine['fuse_over_baseline']:.2f}x the baseline's")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.json}")

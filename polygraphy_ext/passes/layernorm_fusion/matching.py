@@ -12,6 +12,8 @@ import onnx
 import onnx.numpy_helper
 import onnx_graphsurgeon as gs
 
+from polygraphy_ext.passes.layernorm_fusion.dims import DimProver
+
 # Constants bigger than this are never read: eps, gamma, beta and exponents are tiny, and a large-model run
 # must not pull a multi-GB weight from external data only to find out it is not a gamma.
 MAX_CONSTANT_ELEMENTS = 1 << 20
@@ -25,8 +27,22 @@ DEFAULT_DOMAINS = ("", "ai.onnx")
 _ARITY = {
     "Add": (2, 2), "Sub": (2, 2), "Mul": (2, 2), "Div": (2, 2), "Pow": (2, 2),
     "Sqrt": (1, 1), "Reciprocal": (1, 1), "Neg": (1, 1), "Cast": (1, 1), "Identity": (1, 1),
-    "ReduceMean": (1, 2), "Constant": (0, 0),
+    "ReduceMean": (1, 2), "GlobalAveragePool": (1, 1), "Size": (1, 1), "Range": (3, 3), "Constant": (0, 0), "Flatten": (1, 1), "Reshape": (2, 2), "Unsqueeze": (1, 2),
+    "Squeeze": (1, 2),
 }
+
+# Ops whose output has the type of their first input.
+_SAME_TYPE_OPS = frozenset(("Add", "Sub", "Mul", "Div", "Pow", "MatMul", "Gemm", "Identity", "Neg", "Sqrt", "Relu",
+                            "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Dropout", "Erf", "Tanh"))
+
+# Ops a constant gamma/beta/eps is reached through in exports (``weight[:, None, None]``, ONNX's own
+# LayerNormalization function body flattens its scale): folded on the (small) value.
+_LAYOUT_OPS = ("Flatten", "Reshape", "Unsqueeze", "Squeeze")
+
+
+# The ops that average over a block of axes: ReduceMean, and GlobalAveragePool (the mean over every axis after the
+# first two, keepdims), which tf2onnx writes for a last-axis reduce_mean of a rank-3 tensor.
+MEAN_OPS = ("ReduceMean", "GlobalAveragePool")
 
 
 class Reject(Exception):
@@ -78,11 +94,14 @@ def is_onnx_node(node: gs.Node) -> bool:
 class GraphView:
     """Read-only queries on a graph under matching. ``external_data_dir`` is where external tensors live."""
 
-    def __init__(self, graph: gs.Graph, external_data_dir: Optional[str] = None):
+    def __init__(self, graph: gs.Graph, external_data_dir: Optional[str] = None, reserved_outputs=None):
+        """``reserved_outputs``: ids of tensors that are outputs of any graph of the model. A subgraph may return an
+        outer tensor directly, a use that no consumer list shows."""
         self.graph = graph
         self.external_data_dir = external_data_dir
-        self._graph_outputs = {id(t) for t in graph.outputs}
+        self._graph_outputs = {id(t) for t in graph.outputs} | set(reserved_outputs or ())
         self._constant_cache: Dict[int, Optional[np.ndarray]] = {}
+        self.dims = DimProver(self)
 
     # ---- topology -------------------------------------------------------------------------------------
     @staticmethod
@@ -130,12 +149,16 @@ class GraphView:
         return None
 
     # ---- dtypes and shapes ----------------------------------------------------------------------------
-    def dtype(self, tensor) -> Optional[np.dtype]:
+    def dtype(self, tensor, depth: int = 0) -> Optional[np.dtype]:
+        """The tensor's element type; where shape inference left it out, from the producer (a Cast's ``to``, or
+        the first input of an op whose output has its input's type)."""
         dtype = as_np_dtype(tensor.dtype)
         if dtype is None:
             node = self.producer(tensor)
             if node is not None and node.op == "Cast":
                 dtype = np_dtype_of_onnx(node.attrs.get("to"))
+            elif node is not None and node.op in _SAME_TYPE_OPS and node.inputs and depth < 16:
+                dtype = self.dtype(node.inputs[0], depth + 1)
         return dtype
 
     @staticmethod
@@ -218,6 +241,10 @@ class GraphView:
                 value = _constant_node_value(node, self)
                 if value is None:
                     return None
+            elif node.op in _LAYOUT_OPS:
+                value = self._fold_layout(node)
+                if value is None:
+                    return None
             else:
                 return None
         for to in reversed(casts):
@@ -225,6 +252,79 @@ class GraphView:
         if feeders is not None:
             feeders.extend(walked)
         return value
+
+    def _fold_layout(self, node: gs.Node) -> Optional[np.ndarray]:
+        """The value of Flatten/Reshape/Unsqueeze/Squeeze of a constant, computed as ONNX defines them."""
+        data = self.constant(node.inputs[0])
+        if data is None:
+            return None
+        try:
+            if node.op == "Flatten":
+                axis = node.attrs.get("axis", 1)
+                axis = axis + data.ndim if axis < 0 else axis
+                return data.reshape(int(np.prod(data.shape[:axis], dtype=np.int64)), -1)
+            if node.op == "Reshape":
+                target = self.constant(node.inputs[1])
+                if target is None:
+                    return None
+                target = [int(d) for d in target.reshape(-1)]
+                if not node.attrs.get("allowzero", 0):
+                    target = [data.shape[i] if d == 0 else d for i, d in enumerate(target)]
+                return data.reshape(target)
+            axes = node.attrs.get("axes")
+            if len(node.inputs) > 1 and not is_empty(node.inputs[1]):
+                axes = self.constant(node.inputs[1])
+                if axes is None:
+                    return None
+            axes = None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
+            if node.op == "Unsqueeze":
+                rank = data.ndim + len(axes)
+                return np.expand_dims(data, tuple(sorted(a % rank for a in axes)))
+            if axes is None:
+                return np.squeeze(data)
+            return np.squeeze(data, tuple(a % data.ndim for a in axes))
+        except (ValueError, IndexError, TypeError):
+            return None
+
+    def shape_arithmetic(self, tensor, depth: int = 0) -> Optional[np.ndarray]:
+        """An integer tensor computed from constants and ranks, e.g. the axes of ONNX's RMSNormalization function
+        body: Range(Size(Shape(x)) + axis, Size(Shape(x)), 1). None unless every step is known exactly."""
+        value = self.constant(tensor)
+        if value is not None or depth > 8:
+            return value if value is None or np.issubdtype(value.dtype, np.integer) else None
+        node = self.producer(tensor)
+        if node is None or not node.inputs:
+            return None
+        if node.op == "Size":
+            shape_of = self.producer(node.inputs[0])
+            if shape_of is not None and shape_of.op == "Shape" and not shape_of.attrs and self.rank(shape_of.inputs[0]) is not None:
+                return np.array(self.rank(shape_of.inputs[0]), dtype=np.int64)
+            return None
+        args = [self.shape_arithmetic(t, depth + 1) for t in node.inputs]
+        if any(a is None for a in args):
+            return None
+        ops = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Neg": np.negative, "Identity": lambda a: a}
+        if node.op in ops and len(args) == (1 if node.op in ("Neg", "Identity") else 2):
+            return np.asarray(ops[node.op](*args))
+        if node.op == "Range" and len(args) == 3 and all(a.size == 1 for a in args) and args[2].reshape(()) != 0:
+            start, limit, delta = (int(a.reshape(())) for a in args)
+            return np.arange(start, limit, delta, dtype=np.int64)
+        return None
+
+    def constant_shape(self, tensor) -> Optional[Tuple[int, ...]]:
+        """The shape of a constant reached through Identity/Cast, without reading its data (weights can be GBs)."""
+        while not isinstance(tensor, gs.Constant):
+            node = self.producer(tensor)
+            if node is None or node.op not in ("Identity", "Cast", "Constant"):
+                if node is not None and node.op in _LAYOUT_OPS:
+                    value = self.constant(tensor)
+                    return None if value is None else tuple(value.shape)
+                return None
+            if node.op == "Constant":
+                value = node.attrs.get("value")
+                return tuple(value.shape) if isinstance(value, gs.Constant) and value.shape is not None else None
+            tensor = node.inputs[0]
+        return None if tensor.shape is None else tuple(int(d) for d in tensor.shape)
 
     def _load(self, constant: gs.Constant) -> Optional[np.ndarray]:
         key = id(constant)
@@ -248,6 +348,11 @@ class GraphView:
             except Exception:
                 return None
         try:
+            lazy = getattr(constant, "_values", None)
+            if hasattr(lazy, "load"):
+                # Reading through ``values`` would swap in the array, and the model would be re-encoded (raw_data
+                # for float_data) even when nothing is fused.
+                return np.asarray(lazy.load())
             return np.asarray(constant.values)
         except Exception:
             return None
@@ -277,11 +382,19 @@ class GraphView:
 
     # ---- ReduceMean -------------------------------------------------------------------------------------
     def reduce_axes(self, node: gs.Node) -> Optional[Tuple[int, ...]]:
-        """Axes of a ReduceMean (attribute before opset 18, input from 18); None means 'all axes'."""
+        """Axes of a ReduceMean (attribute before opset 18, input from 18) or a GlobalAveragePool; None: all axes."""
+        if node.op == "GlobalAveragePool":
+            rank = self.rank(node.inputs[0])
+            if rank is None or rank < 3:
+                raise Reject(f"GlobalAveragePool {node.name} averages an input of unknown rank (run shape inference)"
+                             if rank is None else f"GlobalAveragePool {node.name} has a rank-{rank} input")
+            return tuple(range(2, rank))
         if node.attrs.get("keepdims", 1) != 1:
             raise Reject(f"ReduceMean {node.name} has keepdims=0")
         if len(node.inputs) > 1 and not is_empty(node.inputs[1]):
             axes = self.constant(node.inputs[1])
+            if axes is None:
+                axes = self.shape_arithmetic(node.inputs[1])
             if axes is None:
                 raise Reject(f"ReduceMean {node.name} axes are not constant")
             axes = [int(a) for a in np.asarray(axes).reshape(-1)]
@@ -314,18 +427,16 @@ def trailing_axes_count(axes: Optional[Sequence[int]], rank: Optional[int], what
         normalized = sorted(a % rank for a in axes)
         expected = list(range(rank - len(axes), rank))
     if normalized != expected:
+        if rank is not None and rank >= 3 and normalized == [1]:
+            # ConvNeXt/UniFormer LayerNorm2d. Moving the channels last would cost a Transpose before and after,
+            # two extra full passes over the activation for one saved pass: not done, and said.
+            raise Reject(
+                f"axes are not a trailing block: channels-first LayerNorm ({what} over axis 1 of a rank-{rank} input); "
+                f"LayerNormalization and the plugins normalize trailing axes only, and a Transpose pair around them "
+                f"would move the tensor twice to save one pass"
+            )
         raise Reject(f"axes are not a trailing block: {what} reduces {list(axes)} of a rank-{rank if rank is not None else '?'} input")
     return len(axes)
-
-
-def normalized_dims(x, k: int) -> Optional[Tuple[int, ...]]:
-    """Static sizes of the last k dims of ``x``, or None if any is unknown."""
-    if x.shape is None or len(x.shape) < k:
-        return None
-    dims = tuple(x.shape[len(x.shape) - k :])
-    if all(isinstance(d, (int, np.integer)) and d >= 0 for d in dims):
-        return tuple(int(d) for d in dims)
-    return None
 
 
 def fit_to_normalized_shape(value: np.ndarray, dims: Optional[Tuple[int, ...]], rank: Optional[int], role: str):

@@ -10,23 +10,24 @@ to this one but cannot be fused exactly.
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import onnx_graphsurgeon as gs
 
 from polygraphy_ext.passes.layernorm_fusion.matching import (
     FLOAT_DTYPES,
+    MEAN_OPS,
     GraphView,
     NotACandidate,
     Reject,
     check_interior,
     is_onnx_node,
-    normalized_dims,
     trailing_axes_count,
 )
 from polygraphy_ext.passes.layernorm_fusion.stages import (
     PatternBuilder,
+    ScalarFill,
     affine_tail,
     centered_numerator,
     constant_operand,
@@ -37,6 +38,10 @@ from polygraphy_ext.passes.layernorm_fusion.stages import (
     reduce_block,
     square_base,
 )
+
+
+# A gamma/beta: a constant of the normalized shape, one value filled at run time, or a tensor used as it is.
+Affine = Union[np.ndarray, ScalarFill, gs.Tensor]
 
 
 @dataclass
@@ -59,38 +64,66 @@ class NormMatch:
     output: gs.Tensor
     k: int
     epsilon: float
-    gamma: Optional[np.ndarray]
-    beta: Optional[np.ndarray]
+    gamma: Optional[Affine]
+    beta: Optional[Affine]
     nodes: Dict[int, gs.Node]
     compute_dtype: np.dtype
     output_dtype: np.dtype
     notes: List[str] = field(default_factory=list)
     skip: Optional[SkipMatch] = None
+    dims: Optional[Tuple[int, ...]] = None  # the normalized dims' sizes, None when only known at run time
+    proofs: List[str] = field(default_factory=list)
+    extra_outputs: Dict[str, gs.Tensor] = field(default_factory=dict)  # "mean" / "inv_std" kept in use
+    stats_dtype: Optional[np.dtype] = None  # the type the original computed its variance in
+    graph: Optional[gs.Graph] = None  # the (sub)graph the chain lives in
 
     @property
     def axis(self) -> int:
         return -self.k
 
 
+def fitted_dims(*params) -> Optional[Tuple[int, ...]]:
+    """A constant gamma/beta is expanded to exactly the normalized dims: its shape is their proven size."""
+    return next((tuple(p.shape) for p in params if isinstance(p, np.ndarray)), None)
+
+
+# LayerNormalization's optional outputs (stash_type=1: float32), by the role of the chain tensor they replace.
+OPTIONAL_OUTPUT_NAMES = {"mean": "Mean", "inv_std": "InvStdDev"}
+
+
 def _finish(b: PatternBuilder, pattern, kind, x, output, k, epsilon, gamma, beta, last_cast) -> NormMatch:
     view = b.view
-    check_interior(view, b.nodes, output, b.roles)
-    if gamma is None and normalized_dims(x, k) is None:
-        # LayerNormalization / RMSNormalization and the plugins all take a scale input; without static
-        # normalized dims there is no all-ones constant to give them.
-        raise Reject("there is no scale and the normalized dims of the input are unknown (run shape inference)")
+    if kind == "LayerNorm":
+        for role, tensor in b.optional_outputs.items():
+            if view.is_graph_output(tensor) or any(id(c) not in b.nodes for c in tensor.outputs):
+                b.extra_outputs[role] = tensor
+    check_interior(view, b.nodes, output, b.roles, extra_outputs=b.extra_outputs.values())
+    dims = b.normalized_dims(x, k) or fitted_dims(gamma, beta)
+    if gamma is None and dims is None:
+        b.note_proof("no scale and the normalized dims are known only at run time: the all-ones scale is built "
+                     "from Shape(x) in the graph")
     compute = view.dtype(x)
     if compute is None:
         raise Reject(f"the dtype of the input {x.name} is unknown (run shape inference)")
     if compute not in FLOAT_DTYPES:
         # Integer chains truncate at every step; the fused ops are defined for float inputs only.
         raise Reject(f"the input {x.name} has dtype {compute}, not a float type")
+    for role, tensor in b.extra_outputs.items():
+        dtype = view.dtype(tensor)
+        if dtype != np.float32 or compute == np.float64:
+            raise Reject(
+                f"{role.replace('_', ' ')} ({tensor.name}) is used outside the chain and is {dtype}, but "
+                f"LayerNormalization's {OPTIONAL_OUTPUT_NAMES[role]} output of a {compute} input is float32"
+            )
     out = view.dtype(output)
     if out is None:
         out = view.dtype(last_cast.outputs[0]) if last_cast is not None else compute
+    stats = view.dtype(b.anchor.outputs[0]) or compute
     if any(node.op == "Cast" for node in b.nodes.values()):
-        b.notes.append(f"Casts inside the chain are dropped; the fused op computes in {compute} and outputs {out}")
-    return NormMatch(pattern, kind, b.anchor, x, output, k, epsilon, gamma, beta, b.nodes, compute, out, b.notes)
+        b.notes.append(f"Casts inside the chain are dropped; the fused op takes {compute} and outputs {out}")
+    match = NormMatch(pattern, kind, b.anchor, x, output, k, epsilon, gamma, beta, b.nodes, compute, out, b.notes)
+    match.dims, match.proofs, match.extra_outputs, match.stats_dtype = dims, b.proofs, b.extra_outputs, stats
+    return match
 
 
 def _centered_front(b: PatternBuilder):
@@ -131,7 +164,9 @@ class FoldedGammaLayerNorm:
 
     @staticmethod
     def folded_consumers(view: GraphView, inv, x, means):
-        """(gamma Mul or None, Mul(x, k), Mul(mean, k)) when the inverse std is used the TF way, else None."""
+        """(gamma Mul or None, Mul(x, k), Mul(mean, k), k, Neg or None) when the inverse std is used the TF way,
+        else None. Keras 3 through tf2onnx multiplies Neg(mean) instead: the Neg is returned, the product is then
+        -(mean * k)."""
         if inv.kind != "rstd":
             return None
         k_tensor, gamma_mul = inv.tensor, None
@@ -149,8 +184,13 @@ class FoldedGammaLayerNorm:
             return None
         by_operand = {id(view.other_input(u, k_tensor)): u for u in users}
         mean_mul = next((by_operand[id(m)] for m in means if id(m) in by_operand and m is not x), None)
+        negation = None
+        if mean_mul is None:
+            negations = [u for m in means for u in m.outputs if is_onnx_node(u) and u.op == "Neg"]
+            negation = next((n for n in negations if id(n.outputs[0]) in by_operand), None)
+            mean_mul = by_operand[id(negation.outputs[0])] if negation is not None else None
         if id(x) in by_operand and mean_mul is not None:
-            return gamma_mul, by_operand[id(x)], mean_mul, k_tensor
+            return gamma_mul, by_operand[id(x)], mean_mul, k_tensor, negation
         return None
 
     @staticmethod
@@ -160,7 +200,7 @@ class FoldedGammaLayerNorm:
         folded = FoldedGammaLayerNorm.folded_consumers(view, inv, x, means)
         if folded is None:
             raise NotACandidate()
-        gamma_mul, x_mul, mean_mul, k_tensor = folded
+        gamma_mul, x_mul, mean_mul, k_tensor, negation = folded
         gamma = None
         if gamma_mul is not None:
             gamma = fit_affine(b, constant_operand(b, gamma_mul, inv.tensor), x, k, "gamma")
@@ -170,7 +210,10 @@ class FoldedGammaLayerNorm:
         combine = view.only_consumer(x_mul.outputs[0], "x * k")
         shifted = mean_mul.outputs[0]
         beta = None
-        if combine.op == "Sub" and combine.inputs[0] is x_mul.outputs[0] and combine.inputs[1] is shifted:
+        if negation is not None:
+            b.add(negation, "mean")
+            beta = _negated_offset(b, combine, x_mul.outputs[0], shifted, x, k)
+        elif combine.op == "Sub" and combine.inputs[0] is x_mul.outputs[0] and combine.inputs[1] is shifted:
             pass  # x*k - mean*k: no beta
         elif combine.op == "Add":
             offset = view.other_input(combine, x_mul.outputs[0])
@@ -198,9 +241,27 @@ class FoldedGammaLayerNorm:
             raise Reject(f"x * k feeds {combine.op}, expected Add(x * k, beta - mean * k)")
         b.add(combine)
         output = combine.outputs[0]
-        if gamma is not None and not np.all(np.isfinite(gamma)):
+        if isinstance(gamma, np.ndarray) and not np.all(np.isfinite(gamma)):
             raise Reject("folded gamma has non-finite values")
         return _finish(b, FoldedGammaLayerNorm.name, "LayerNorm", x, output, k, inv.epsilon, gamma, beta, None)
+
+
+def _negated_offset(b: PatternBuilder, combine, xk, negated_shift, x, k):
+    """y = x*k + (-mean*k) [+ beta]: the beta (or None) of ``combine`` = Add(x*k, offset); claims the offset Add."""
+    view = b.view
+    if combine.op != "Add":
+        raise Reject(f"x * k feeds {combine.op}, expected Add(x * k, beta - mean * k)")
+    offset = view.other_input(combine, xk)
+    if offset is negated_shift:
+        return None
+    offset_node = view.producer(offset)
+    if offset_node is None or offset_node.op != "Add" or view.other_input(offset_node, negated_shift) is None:
+        raise Reject("x * k is not combined with (beta - mean * k)")
+    value = constant_operand(b, offset_node, negated_shift)
+    if value is None:
+        raise Reject("beta in (beta - mean * k) is not a constant")
+    b.add(offset_node, "offset (beta - mean * k)")
+    return fit_affine(b, value, x, k, "beta")
 
 
 def _subtracts_a_mean(view: GraphView, tensor) -> bool:
@@ -215,7 +276,7 @@ def _subtracts_a_mean(view: GraphView, tensor) -> bool:
     mean = view.producer(sub.inputs[1])
     while mean is not None and mean.op == "Identity":
         mean = view.producer(mean.inputs[0])
-    return mean is not None and mean.op == "ReduceMean"
+    return mean is not None and mean.op in MEAN_OPS
 
 
 def _is_neg_of(view: GraphView, tensor, source) -> bool:
@@ -269,7 +330,7 @@ class RMSNormChain:
         user = view.single_consumer_or_none(anchor.outputs[0])
         if user is not None and user.op == "Sub":
             raise NotACandidate()
-        k = trailing_axes_count(view.reduce_axes(anchor), view.rank(x), "ReduceMean")
+        k = trailing_axes_count(view.reduce_axes(anchor), view.rank(x), anchor.op)
         inv = inverse_std(b, anchor.outputs[0])
         _, normalized = normalize(b, inv, lambda tensor: tensor is x)
         gamma, _, output, last_cast = affine_tail(b, normalized, x, k, allow_beta=False)
@@ -277,6 +338,10 @@ class RMSNormChain:
 
 
 PATTERNS = (LayerNormChain, FoldedGammaLayerNorm, MomentsLayerNorm, RMSNormChain)
+
+
+def _fmt_shape(shape) -> str:
+    return "[" + ", ".join(str(d) if d is not None else "?" for d in shape) + "]"
 
 
 def match_skip(view: GraphView, match: NormMatch) -> (Optional[SkipMatch], Optional[str]):
@@ -317,8 +382,14 @@ def match_skip(view: GraphView, match: NormMatch) -> (Optional[SkipMatch], Optio
     first, second = inputs
     if match.k != 1:
         return None, "skip not fused: SkipLayerNorm is matched for single-axis LayerNorms only"
-    if first.shape is None or second.shape is None or list(first.shape) != list(second.shape):
-        return None, "skip not fused: the residual operands do not have the same known shape"
+    if first.shape is None or second.shape is None:
+        return None, "skip not fused: the residual operands' shapes are unknown (run shape inference)"
+    if list(first.shape) != list(second.shape):
+        return None, (
+            f"skip not fused: the residual operands have shapes {_fmt_shape(first.shape)} and "
+            f"{_fmt_shape(second.shape)}; the SkipLayerNorm plugin reads input and skip row for row and needs "
+            f"equal shapes (no broadcast), so a LayerNorm follows the Add"
+        )
     if bias is not None:
         try:
             bias = fit_affine(PatternBuilder(view, match.anchor), bias, match.x, 1, "bias")
