@@ -226,8 +226,9 @@ def fuse_layernorm(
         target: "native" (ONNX LayerNormalization / RMSNormalization) or "plugin" (polygraphy-ext TensorRT plugins).
         rms: also fuse RMSNorm chains (T5/LLaMA).
         skip: fold residual Add (+ bias Add) into SkipLayerNorm (plugin target only).
-        raise_opset: for the native target, raise the default-domain opset when every other node provably
-            keeps its meaning; if False, chains that need a higher opset are reported and left alone.
+        raise_opset: for the native target, raise the default-domain opset, upgrading every other node whose
+            definition changed exactly (or refusing in one line); if False, chains that need a higher opset are
+            reported and left alone.
         external_data_dir: directory of the model's external data, for reading eps/gamma/beta that live there.
 
     Existing LayerNormalization / RMSNormalization nodes are reported as already native; with the plugin target

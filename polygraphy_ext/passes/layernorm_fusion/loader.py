@@ -41,7 +41,7 @@ class FuseLayerNorm(PassLoader):
             target (str): "native" (ONNX LayerNormalization / RMSNormalization) or "plugin". Defaults to "native".
             rms (bool): Also fuse RMSNorm chains. Defaults to False.
             skip (bool): Fold residual (+ bias) Adds into SkipLayerNorm (plugin target). Defaults to False.
-            raise_opset (bool): Raise the default-domain opset for the native target when provably safe.
+            raise_opset (bool): Raise the default-domain opset for the native target, upgrading every changed node exactly (see passes.opset_upgrade).
                     Defaults to True.
             external_data_dir (str): Directory of the model's external data, for eps/gamma/beta stored there.
             infer_shapes (bool): Run Polygraphy's shape inference first; matching needs the rank and the
