@@ -81,7 +81,12 @@ class PassSubtool(BaseSurgeonSubtool):
             OnnxSaveArgs(allow_shape_inference=True, output_opt_required=True),
             self.PASS_ARGS(),
             PassReportArgs(),
-            PassCheckArgs(result=self.PASS_ARGS.RESULT, default_atol=self.CHECK_ATOL, default_rtol=self.CHECK_RTOL),
+            PassCheckArgs(
+                result=self.PASS_ARGS.RESULT,
+                default_atol=self.CHECK_ATOL,
+                default_rtol=self.CHECK_RTOL,
+                input_kinds=self.CHECK_INPUT_KINDS,
+            ),
             DataLoaderArgs(),
         ]
 

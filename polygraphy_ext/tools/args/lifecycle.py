@@ -32,19 +32,26 @@ class PassCheckArgs(BaseArgs):
     Pass check: verifying numerically that the rewritten model computes what the original does
     """
 
-    def __init__(self, result="rewritten", default_atol=1e-5, default_rtol=1e-5):
+    def __init__(self, result="rewritten", default_atol=1e-5, default_rtol=1e-5, input_kinds=None):
         """
         Args:
             result (str): What the output model is called in help texts ("fused", "aligned").
             default_atol, default_rtol (float): Default tolerances of the comparison.
+            input_kinds (Sequence[str]): The generated rows --check feeds (numerics.INPUT_KINDS), for the help text;
+                    None: all of them.
         """
         super().__init__()
         self._result = result
+        self._input_kinds = input_kinds
         self._default_atol = default_atol
         self._default_rtol = default_rtol
 
     def add_parser_args_impl(self):
+        from polygraphy_ext.numerics import INPUT_KINDS
         from polygraphy_ext.tools.check import PRECISION_TOLERANCES
+
+        kinds = [kind.replace("_", "-") for kind in (self._input_kinds or INPUT_KINDS)]
+        rows = ", ".join(kinds[:-1]) + f" and {kinds[-1]}" if len(kinds) > 1 else kinds[0]
 
         fp16, bf16 = PRECISION_TOLERANCES["fp16"], PRECISION_TOLERANCES["bf16"]
         self.group.add_argument(
@@ -54,7 +61,7 @@ class PassCheckArgs(BaseArgs):
             "nodes through the package's CPU reference) and compare both against the original run in float64 "
             "(float32 where float64 kernels are missing); fail, writing nothing, where the "
             f"{self._result} model is further from that reference than the original is, plus "
-            "--check-atol/--check-rtol. Inputs: random, low-variance and large-mean rows shaped by --input-shapes "
+            f"--check-atol/--check-rtol. Inputs: {rows} rows shaped by --input-shapes "
             "(dynamic dims default to 2), or Polygraphy's data loader (--data-loader-script, --load-inputs, "
             "--seed).",
         )
