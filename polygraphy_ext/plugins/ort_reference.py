@@ -124,8 +124,6 @@ def lower_plugin_nodes(model: "onnx.ModelProto") -> Tuple["onnx.ModelProto", Dic
 
 def reference_model_for_onnxrt(model):
     """``model`` (bytes or path) unchanged if it has none of our plugin nodes, else lowered, as bytes."""
-    from polygraphy.logger import G_LOGGER
-
     if isinstance(model, (str, os.PathLike)):
         if not has_plugin_nodes(onnx.load(os.fspath(model), load_external_data=False)):
             return model
@@ -134,13 +132,7 @@ def reference_model_for_onnxrt(model):
         proto = onnx.load_model_from_string(bytes(model))
         if not has_plugin_nodes(proto):
             return model
-    lowered, counts = lower_plugin_nodes(proto)
-    G_LOGGER.info(
-        "onnxruntime: running polygraphy-ext plugin nodes through their CPU reference ops ("
-        + ", ".join(f"{op} x{n}" for op, n in sorted(counts.items()))
-        + ")"
-    )
-    return lowered.SerializeToString()
+    return lowered_for_onnxruntime(proto, "onnxruntime: running polygraphy-ext plugin nodes").SerializeToString()
 
 
 class ReferenceModelLoader:
@@ -154,3 +146,19 @@ class ReferenceModelLoader:
 
         model, _ = util.invoke_if_callable(self._source)
         return reference_model_for_onnxrt(model)
+
+
+def lowered_for_onnxruntime(proto, what: str):
+    """``proto`` with its plugin nodes lowered to their CPU reference ops, logging ``what`` ran through which
+    (``proto`` itself when it has none)."""
+    from polygraphy.logger import G_LOGGER
+
+    if not has_plugin_nodes(proto):
+        return proto
+    lowered, counts = lower_plugin_nodes(proto)
+    G_LOGGER.info(
+        f"{what} through their CPU reference ops ("
+        + ", ".join(f"{op} x{n}" for op, n in sorted(counts.items()))
+        + ")"
+    )
+    return lowered

@@ -104,15 +104,7 @@ def _against_promoted(original, rewritten, feeds_list, target, label, atol, rtol
 
 def _runnable(model):
     """``model`` with polygraphy-ext's plugin nodes lowered to onnxruntime ops (the package's CPU reference)."""
-    from polygraphy_ext.plugins.ort_reference import has_plugin_nodes, lower_plugin_nodes
+    from polygraphy_ext.plugins.ort_reference import lowered_for_onnxruntime
 
-    if not has_plugin_nodes(model):
-        return model
-    lowered, counts = lower_plugin_nodes(model)
-    G_LOGGER.info(
-        "--check: running plugin nodes through their CPU reference ops ("
-        + ", ".join(f"{op} x{n}" for op, n in sorted(counts.items()))
-        + ")"
-    )
-    return lowered
+    return lowered_for_onnxruntime(model, "--check: running plugin nodes")
 

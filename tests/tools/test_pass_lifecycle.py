@@ -168,7 +168,7 @@ def test_loaders_are_constant_functors_under_polygraphy_correctness_checks():
     ("native", False, ("--target", "--skip"), None),
 ])
 def test_skip_rule_is_written_once_and_spelled_by_the_caller(target, skip, flags, expected):
-    from polygraphy_ext.passes.layernorm_fusion.loader import option_conflict
+    from polygraphy_ext.passes.layernorm_fusion.options import option_conflict
 
     message = option_conflict(target, skip, target_flag=flags[0], skip_flag=flags[1])
     assert (message is None) if expected is None else message.startswith(expected)

@@ -9,6 +9,7 @@ from polygraphy_ext.passes.layernorm_fusion.emit import EMITTERS, RMSNORM_OPSET,
 from polygraphy_ext.passes.layernorm_fusion.matching import MEAN_OPS, GraphView, NotACandidate, Reject, is_onnx_node
 from polygraphy_ext.passes.layernorm_fusion.native_nodes import NATIVE_KINDS, NATIVE_PATTERNS, is_native_norm, match_native
 from polygraphy_ext.passes.layernorm_fusion.opset import default_opset, set_default_opset
+from polygraphy_ext.passes.layernorm_fusion.options import option_conflict
 from polygraphy_ext.passes.layernorm_fusion.patterns import OPTIONAL_OUTPUT_NAMES, PATTERNS, NormMatch, match_skip
 from polygraphy_ext.passes.layernorm_fusion.stages import ScalarFill
 from polygraphy_ext.passes.layernorm_fusion.report import Candidate, FusionReport
@@ -239,8 +240,9 @@ def fuse_layernorm(
     """
     if target not in TARGETS:
         raise FusionError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    if skip and target != "plugin":
-        raise FusionError("--skip needs --target plugin: ONNX has no SkipLayerNormalization operator")
+    conflict = option_conflict(target, skip)
+    if conflict:
+        raise FusionError(conflict)
     emitter = EMITTERS[target]
     opset = default_opset(graph)
     report = FusionReport(target, opset_before=opset, opset_after=opset)

@@ -12,14 +12,6 @@ from polygraphy.logger import G_LOGGER
 from polygraphy_ext.passes.pass_loader import PassLoader
 
 
-def option_conflict(target, skip, target_flag="--target", skip_flag="--skip"):
-    """The one-line reason why these options cannot go together, or None; flags name them as the caller spells
-    them (the surgeon subtool, ``polygraphy run --fuse-ln-*`` and this loader all ask here)."""
-    if skip and util.default(target, "native") != "plugin":
-        return f"{skip_flag} needs {target_flag} plugin: ONNX has no SkipLayerNormalization operator"
-    return None
-
-
 @mod.export(funcify=True)
 class FuseLayerNorm(PassLoader):
     """Functor that fuses decomposed LayerNorm / RMSNorm / residual+LayerNorm chains in an ONNX model."""
@@ -57,9 +49,6 @@ class FuseLayerNorm(PassLoader):
     def run_pass(self, graph):
         from polygraphy_ext.passes.layernorm_fusion.fuse import FusionError, fuse_layernorm
 
-        conflict = option_conflict(self.target, self.skip)
-        if conflict:
-            G_LOGGER.critical(conflict)
         try:
             return fuse_layernorm(
                 graph,

@@ -48,7 +48,7 @@ class FuseLnArgs(PassArgs):
     ]
 
     def check_options(self, flag):
-        from polygraphy_ext.passes.layernorm_fusion.loader import option_conflict
+        from polygraphy_ext.passes.layernorm_fusion.options import option_conflict
 
         return option_conflict(self.target, self.skip, target_flag=flag("target"), skip_flag=flag("skip"))
 
