@@ -90,6 +90,19 @@ def sweep():
             for output_sum in (False, True):
                 for hidden in (255, 256, 768, 4096, 12288, 32776):
                     cases.append(Case("SkipLayerNorm", 600, hidden, dtype, bias=bias, output_sum=output_sum))
+                # Rows held light (more rows than one wave of the on-chip kernel): lane groups (256), 3 and 4 vectors
+                # per thread where 2 leave lanes idle (16-bit 768, 640), block rows of 2, 4 and (fp32 with bias) 8.
+                for rows, hidden in ((20000, 256), (20000, 640), (20000, 768), (3000, 4096), (2000, 8192),
+                                     (2000, 12288)):
+                    cases.append(Case("SkipLayerNorm", rows, hidden, dtype, bias=bias, output_sum=output_sum))
+    # Rows of x alone held light: fp32 at 2 vectors (256), 4 packed (768) and 8 packed (5120, 12288); 16-bit at 3
+    # packed (RMSNorm 768), 4 packed (256, RMSNorm up to 2048) and 8 packed (LayerNorm from 768 on, RMSNorm 5120 and
+    # 12288), with beta, without (RMSNorm), and with fp32 params.
+    for plugin in ("LayerNorm", "RMSNorm"):
+        for dtype in (torch.float32, torch.float16, torch.bfloat16):
+            for rows, hidden in ((20000, 256), (20000, 768), (8000, 2048), (3000, 5120), (2000, 12288)):
+                cases.append(Case(plugin, rows, hidden, dtype))
+        cases.append(Case(plugin, 8000, 1024, torch.bfloat16, param_dtype=torch.float32))
     return cases
 
 

@@ -257,3 +257,12 @@ def test_gamma_of_the_wrong_size_fails_the_build_with_a_message(trt, build_engin
 def test_axis_out_of_range_fails_the_build(build_engine, plugin_library):
     with pytest.raises(Exception):
         build_engine(plugin_model("RMSNorm", axis=3), plugin_libraries=[plugin_library])
+
+
+def test_the_shipped_library_exports_no_tuning_hook(harness):
+    # Forcing kernel variants (bench/plugins.py --variants) needs a -DPOLYGRAPHY_EXT_TUNING=ON build; a release build
+    # exports getCreators and setLoggerFinder alone, and the harness says so in one line.
+    from plugin_harness import PluginError
+
+    with pytest.raises(PluginError, match="not a tuning build"):
+        harness.tune_row_norm_variant("light-2")

@@ -4,14 +4,16 @@
 # Usage (repo root): OUT=/some/dir [PROFILE="LayerNorm:fp16:1024 ..."] trt_plugins/tools/gpu_check.sh [bench options]
 # SRC (default trt_plugins) and BUILD select another source tree and build folder. BASELINES="NAME=TREE ..." (other
 # trt_plugins trees, e.g. the previous commit's or a variant) are built too and benchmarked side by side as contenders.
-# SKIP_TESTS, SKIP_BENCH, SKIP_SANITIZER skip a step; *_TIMEOUT bound each.
+# SKIP_TESTS, SKIP_BENCH, SKIP_SANITIZER skip a step; *_TIMEOUT bound each. CMAKE_ARGS go to the main build (e.g.
+# -DPOLYGRAPHY_EXT_TUNING=ON for bench/plugins.py --variants).
 set -u
 OUT=${OUT:-/tmp/pgx-out}
 mkdir -p "$OUT"
 SRC=${SRC:-trt_plugins}
 BUILD=${BUILD:-/tmp/pgx-gpu-build}
 export PYTHONUNBUFFERED=1
-cmake -S "$SRC" -B $BUILD -G Ninja -DPOLYGRAPHY_EXT_CUDA_ARCHITECTURES=${ARCHS:-90-real} >"$OUT/build.log" 2>&1 \
+cmake -S "$SRC" -B $BUILD -G Ninja -DPOLYGRAPHY_EXT_CUDA_ARCHITECTURES=${ARCHS:-90-real} ${CMAKE_ARGS:-} \
+  >"$OUT/build.log" 2>&1 \
   && cmake --build $BUILD >>"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 LIB=$BUILD/libpolygraphy_ext_plugins.so
 BASELINE_ARGS=()

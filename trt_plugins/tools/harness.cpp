@@ -289,6 +289,13 @@ void pgx_plan_row_norm(pgx::RowNormProblem const* problem, pgx::DeviceLimits con
     *plan = pgx::planRowNorm(*problem, *limits);
 }
 
+// The plan with a light variant asked for (planRowNormAs), as tuning builds launch it.
+void pgx_plan_row_norm_as(
+    pgx::RowNormProblem const* problem, pgx::DeviceLimits const* limits, int variant, pgx::RowNormPlan* plan)
+{
+    *plan = pgx::planRowNormAs(*problem, *limits, static_cast<pgx::RowNormVariant>(variant));
+}
+
 char const* pgx_row_norm_variant_name(int variant)
 {
     return pgx::rowNormVariantName(static_cast<pgx::RowNormVariant>(variant));

@@ -131,6 +131,20 @@ class PluginHarness:
         if self.creator_count < 0:
             raise PluginError(f"cannot load {library_path}: {lib.pgx_last_error().decode()}")
         self._lib = lib
+        self._private = private
+        self._tuning = None
+
+    def tune_row_norm_variant(self, variant: str):
+        """Force the light row-norm variant `variant` ("light-2", ...) on every later launch where it holds the row,
+        or the plan's again for "". Only a tuning build (-DPOLYGRAPHY_EXT_TUNING=ON) exports this."""
+        if self._tuning is None:
+            tuning = ctypes.CDLL(str(self._private))  # the loaded copy: same handle, same state
+            if not hasattr(tuning, "pgxTuneRowNormVariant"):
+                raise PluginError("not a tuning build (-DPOLYGRAPHY_EXT_TUNING=ON): no pgxTuneRowNormVariant")
+            tuning.pgxTuneRowNormVariant.argtypes = [ctypes.c_char_p]
+            self._tuning = tuning
+        if self._tuning.pgxTuneRowNormVariant(variant.encode()) != 0:
+            raise PluginError(f"unknown light variant {variant!r}")
 
     def last_error(self) -> str:
         return self._lib.pgx_last_error().decode()

@@ -8,8 +8,11 @@ library ships code for, and prints the plan table:
     python trt_plugins/tools/row_norm_plan.py --arch sm_90 --op SkipLayerNorm --dtype fp16 --rows 600
 
 Kernel registers are the compiler's and differ per architecture; without a device the plan assumes every kernel
-takes its launch-bound cap, 128 registers per thread (--registers overrides; the on-chip kernels take 84-128 on
-sm_90 by ptxas -v). The launcher itself reads the real counts (cudaFuncGetAttributes).
+takes its launch bound's cap: 128 registers per thread on chip, 64 or 85 for light rows (--registers overrides; on
+sm_90 ptxas gives the on-chip kernels 84-128, the light ones 30-80). Where the cap and the real count differ in the
+blocks per multiprocessor, so may the plan: fp32 H=12288 rows of x alone at 85 registers keep one light block per SM
+(the plan stays on chip), at the 80 of sm_90 two (the plan holds them light). The launcher itself reads the real
+counts (cudaFuncGetAttributes).
 """
 
 import argparse
@@ -23,13 +26,32 @@ from plugin_harness import build_shim  # noqa: E402
 
 # RowNormVariant, in plan.h's order.
 VARIANTS = ("scalar-held", "held", "held-fewer", "staged", "staged-fewer", "packed", "packed-fewer",
-            "packed-warp-filling", "ahead", "ahead-fewer", "streaming")
+            "packed-warp-filling", "ahead", "ahead-fewer", "light-2", "light-3", "light-4", "light-8",
+            "light-packed-3", "light-packed-4", "light-packed-8", "streaming")
 PACKED = {"packed", "packed-fewer", "packed-warp-filling", "ahead", "ahead-fewer"}
 STAGED = {"staged", "staged-fewer"}
+LIGHT = {"light-2", "light-3", "light-4", "light-8", "light-packed-3", "light-packed-4", "light-packed-8"}
+LIGHT_ITEMS = {"light-2": 2, "light-3": 3, "light-4": 4, "light-8": 8, "light-packed-3": 3, "light-packed-4": 4,
+               "light-packed-8": 8}
+
+
+def max_threads(name, element_bytes):
+    """A variant's launch bound (plan.h's rowNormMaxBlock): light rows whose share takes at most 16 registers 1024
+    threads, larger shares 768; the others 512."""
+    if name not in LIGHT:
+        return 512
+    share = LIGHT_ITEMS[name] * (4 if name.startswith("light-packed") else 16 // element_bytes)
+    return 1024 if share <= 16 else 768
+
+
+def light_cap(name, element_bytes):
+    """Registers per thread at a light variant's launch bound: 64 at 1024 threads, 85 at 768."""
+    return 64 if max_threads(name, element_bytes) == 1024 else 85
 # Static shared memory of the kernels (kernels.cuh): the on-chip kernel's exchange of moments (2 x 16 x 12 bytes) and
 # per-warp counts (16 x 4); the streaming kernel's 32 floats of block-sum scratch.
 ON_CHIP_STATIC_SHARED = 448
 STREAMING_STATIC_SHARED = 128
+LIGHT_STATIC_SHARED = 384  # the light kernel's exchange of moments, 32 x 12 bytes
 ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 OPERANDS = {  # op -> (skip, bias, rms)
     "LayerNorm": (False, False, False),
@@ -106,12 +128,15 @@ def built_variants(element_bytes, skip):
     built = set(VARIANTS) - PACKED - STAGED
     if element_bytes == 2:
         built |= STAGED if skip else PACKED
+        built.discard("light-8")  # 64 values per thread as fp32: more than 85 registers hold
+    if skip:
+        built -= {"light-packed-3", "light-packed-4", "light-packed-8"}
     return built
 
 
 def device_limits(arch, element_bytes, skip, registers=None):
     """DeviceLimits of `arch` (a key of ARCHITECTURES) with modelled kernel resources: `registers` maps a variant
-    name to its registers per thread; the others take the launch-bound cap, 128."""
+    name to its registers per thread; the others take their launch-bound cap (128; light variants 64)."""
     spec = ARCHITECTURES[arch]
     limits = DeviceLimits(
         computeMajor=spec["major"], computeMinor=spec["minor"], multiprocessors=spec["sms"],
@@ -122,8 +147,9 @@ def device_limits(arch, element_bytes, skip, registers=None):
     built = built_variants(element_bytes, skip)
     for i, name in enumerate(VARIANTS):
         if name in built:
-            regs = (registers or {}).get(name, 128)
-            shared = STREAMING_STATIC_SHARED if name == "streaming" else ON_CHIP_STATIC_SHARED
+            regs = (registers or {}).get(name, light_cap(name, element_bytes) if name in LIGHT else 128)
+            shared = (STREAMING_STATIC_SHARED if name == "streaming"
+                      else LIGHT_STATIC_SHARED if name in LIGHT else ON_CHIP_STATIC_SHARED)
             limits.kernels[i] = KernelResources(regs, shared)
     return limits
 
@@ -137,6 +163,9 @@ class Planner:
         self._lib.pgx_plan_row_norm.argtypes = [ctypes.POINTER(RowNormProblem), ctypes.POINTER(DeviceLimits),
                                                 ctypes.POINTER(RowNormPlan)]
         self._lib.pgx_plan_row_norm.restype = None
+        self._lib.pgx_plan_row_norm_as.argtypes = [ctypes.POINTER(RowNormProblem), ctypes.POINTER(DeviceLimits),
+                                                   ctypes.c_int, ctypes.POINTER(RowNormPlan)]
+        self._lib.pgx_plan_row_norm_as.restype = None
         self._lib.pgx_row_norm_variant_name.argtypes = [ctypes.c_int]
         self._lib.pgx_row_norm_variant_name.restype = ctypes.c_char_p
 
@@ -144,15 +173,20 @@ class Planner:
         return self._lib.pgx_row_norm_variant_name(index).decode()
 
     def plan(self, rows, cols, element_bytes, skip=False, bias=False, vectorizable=True, limits=None, arch="sm_90",
-             registers=None, rms=False) -> dict:
+             registers=None, rms=False, variant=None) -> dict:
         """The plan as a dict (variant by name). `vectorizable`: every pointer 16-byte aligned; it is cleared here
-        when cols * element_bytes is not a multiple of 16, as the launcher does."""
+        when cols * element_bytes is not a multiple of 16, as the launcher does. `variant`: a light variant asked for
+        (planRowNormAs, as a tuning build launches it)."""
         if limits is None:
             limits = device_limits(arch, element_bytes, skip, registers)
         problem = RowNormProblem(rows, cols, element_bytes, bool(vectorizable and cols * element_bytes % 16 == 0),
                                  skip, bias, rms)
         plan = RowNormPlan()
-        self._lib.pgx_plan_row_norm(ctypes.byref(problem), ctypes.byref(limits), ctypes.byref(plan))
+        if variant is None:
+            self._lib.pgx_plan_row_norm(ctypes.byref(problem), ctypes.byref(limits), ctypes.byref(plan))
+        else:
+            self._lib.pgx_plan_row_norm_as(ctypes.byref(problem), ctypes.byref(limits), VARIANTS.index(variant),
+                                           ctypes.byref(plan))
         result = {name: getattr(plan, name) for name, _ in RowNormPlan._fields_}
         result["variant"] = self.variant_name(plan.variant)
         result["rule"] = plan.rule.decode() if plan.rule else ""
@@ -187,9 +221,17 @@ def main(argv=None):
     parser.add_argument("--dtype", nargs="+", default=list(ELEMENT_BYTES), choices=list(ELEMENT_BYTES))
     parser.add_argument("--hidden", nargs="+", type=int, default=list(HIDDEN))
     parser.add_argument("--rows", nargs="+", type=int, default=[64, 1 << 16])
-    parser.add_argument("--registers", type=int, help="registers per thread of every kernel (default: 128, the cap)")
+    parser.add_argument("--registers", nargs="+", metavar="[VARIANT=]N",
+                        help="registers per thread: N for every kernel, VARIANT=N for one (default: each launch "
+                             "bound's cap, e.g. light-packed-8=80 as ptxas gives it on sm_90)")
     args = parser.parse_args(argv)
-    registers = {name: args.registers for name in VARIANTS} if args.registers else None
+    registers = None
+    for spec in args.registers or []:
+        name, _, count = spec.rpartition("=")
+        if name and name not in VARIANTS or not count.isdigit():
+            parser.error(f"--registers {spec}: expected N or VARIANT=N with VARIANT one of {', '.join(VARIANTS)}")
+        registers = registers or {}
+        registers.update({name: int(count)} if name else {variant: int(count) for variant in VARIANTS})
     print(table(Planner(), args.arch, args.op, args.dtype, args.hidden, args.rows, registers))
 
 

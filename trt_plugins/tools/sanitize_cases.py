@@ -20,18 +20,21 @@ def cases():
         yield Case(plugin, 5, 100, torch.float16)  # scalar path, several rows per warp
         yield Case(plugin, 5, 255, torch.float16)  # scalar path, a block per row
         yield Case(plugin, 37, 256, torch.float16)  # vectorized, several rows per warp, a partial last block
-        # LayerNorm/RMSNorm loaded a row ahead, 4 and 3 vectors per thread, with more rows than an H200's wave
+        # More rows than an H200's wave: LayerNorm/RMSNorm held light, 4 packed vectors per thread (256), 8
+        # (LayerNorm 768) and 3 (RMSNorm 768); SkipLayerNorm light at 2 (256) and 3 (768) vectors
         yield Case(plugin, 9000, 256, torch.float16)
         yield Case(plugin, 9000, 768, torch.bfloat16)
+        # Fewer rows than a wave: LayerNorm/RMSNorm loaded a row ahead, 4 vectors per thread
+        yield Case(plugin, 300, 1024, torch.float16)
         yield Case(plugin, 9, 1024, torch.float16, offsets={"input": 1})  # misaligned: scalar fallback
         yield Case(plugin, 6, 4096, torch.bfloat16, param_dtype=torch.float32)  # block per row, vectorized
         yield Case(plugin, 5, 12288, torch.float16)  # block per row, 3 vectors per thread (5 rows: held as fp32)
         yield Case(plugin, 3, 32768, torch.bfloat16)  # LayerNorm/RMSNorm: the longest row held packed on chip
-        # LayerNorm/RMSNorm held packed (enough rows to fill an H200's wave): loaded ahead, 32 lanes per row; a block
-        # per row, 8 vectors per thread (bf16 at 111 registers: 18 warps per SM, 6 vectors would give 16)
+        # LayerNorm/RMSNorm light at 8 packed vectors per thread: 16 lanes per row (1024), 192 threads (12288), 80
+        # lanes in a block row of 96 (5120); SkipLayerNorm 16-bit staged (12288, a block alone on its SM)
         yield Case(plugin, 4096, 1024, torch.float16)
         yield Case(plugin, 264, 12288, torch.bfloat16)
-        yield Case(plugin, 1000, 5120, torch.float16)  # held packed, 5 vectors per thread: 128 lanes, whole warps
+        yield Case(plugin, 1000, 5120, torch.float16)
         yield Case(plugin, 3, 65536, torch.float32)  # streaming path
         yield Case(plugin, 3, 6145, torch.float16)  # scalar streaming path
         yield Case(plugin, 0, 768, torch.float32)  # empty
@@ -41,9 +44,19 @@ def cases():
         yield Case("SkipLayerNorm", 300, hidden, torch.float16, bias=False, output_sum=False)
     yield Case("SkipLayerNorm", 300, 12288, torch.bfloat16, bias=True, output_sum=True)
     yield Case("SkipLayerNorm", 37, 768, torch.float32, bias=False, output_sum=True)
-    # RMSNorm rows held packed on one block per row group (not persistent): 8 vectors per thread, 32 and 64 lanes
-    yield Case("RMSNorm", 2000, 2048, torch.float16)
+    # RMSNorm rows held packed on one block per row group (not persistent): 8 vectors per thread, 64 lanes
     yield Case("RMSNorm", 2000, 4096, torch.bfloat16)
+    # Rows held light (one row group per block, more rows than one wave of the on-chip kernel): every light variant
+    for plugin in ("LayerNorm", "RMSNorm"):
+        yield Case(plugin, 20000, 256, torch.float32)  # 2 vectors per thread, lane groups
+        yield Case(plugin, 20000, 768, torch.float32)  # 4 packed, a block row with idle lanes
+        yield Case(plugin, 2000, 12288, torch.float32)  # 8 packed, 384 threads
+        yield Case(plugin, 9000, 2048, torch.float16)  # LayerNorm 8 packed, RMSNorm 4 packed
+    for bias, output_sum in ((False, False), (True, True)):
+        yield Case("SkipLayerNorm", 20000, 256, torch.float32, bias=bias, output_sum=output_sum)  # 2 vectors
+        yield Case("SkipLayerNorm", 2000, 8192, torch.float32, bias=bias, output_sum=output_sum)  # 4 vectors
+        yield Case("SkipLayerNorm", 20000, 640, torch.float16, bias=bias, output_sum=output_sum)  # 4 vectors, 16-bit
+    yield Case("SkipLayerNorm", 2000, 12288, torch.float32)  # 8 vectors (with bias)
 
 
 def main():

@@ -582,6 +582,201 @@ __global__ void __launch_bounds__(kMaxBlock, 1) rowNormOnChip(KernelArgs const k
     }
 }
 
+// Rows held light: few values per thread, up to kRowNormLightMaxBlock threads per row, one row group per block and no
+// loop over rows. The launch bound caps a thread at 64 or 85 registers where the on-chip kernel takes 105-128 (25%
+// occupancy): more warps per multiprocessor, and since each block loads, reduces and stores once and exits, the
+// blocks resident on a multiprocessor are at different phases and its loads never wait for its own stores. A row is
+// held as fp32 (2 to 8 vectors per thread; up to 16 values per thread, gamma and beta are requested before the
+// reduction, so their latency hides behind it) or, for a row of x alone, as its raw vectors (3, 4 or 8 per thread,
+// converted at each use, gamma and beta loaded as each vector is stored: the registers go to bytes in flight). Every
+// load of x, skip and bias is issued before any is used.
+template <typename T, typename P, typename Ops, int VEC, int ITEMS, bool kPacked, bool kBeta>
+__device__ __forceinline__ void lightRow(KernelArgs const& k, int lanesPerRow, Moments* exchange)
+{
+    static_assert(!kPacked || !Ops::kSkip, "rows held as raw vectors are x alone");
+    using Held = std::conditional_t<kPacked, BitsShare<T, VEC, ITEMS>, FloatShare<VEC, ITEMS>>;
+    // Up to 16 values per thread there are registers for gamma and beta during the reduction.
+    constexpr bool kPreloadParams = !kPacked && ITEMS * VEC <= 16;
+    RowNormArgs const& a = k.a;
+    int const rowsPerBlock = static_cast<int>(blockDim.x) / lanesPerRow;
+    int const warpLanes = lanesPerRow < 32 ? lanesPerRow : 32;
+    bool const blockRow = lanesPerRow > 32;
+    RowShare share;
+    share.lane = static_cast<int>(threadIdx.x) % lanesPerRow;
+    share.lanesPerRow = lanesPerRow;
+    share.vectors = static_cast<int>(a.cols / VEC);
+    share.items = share.lane < share.vectors ? (share.vectors - 1 - share.lane) / lanesPerRow + 1 : 0;
+    share.items = share.items < ITEMS ? share.items : ITEMS;
+    int64_t const rowIndex = static_cast<int64_t>(blockIdx.x) * rowsPerBlock + threadIdx.x / lanesPerRow;
+    bool const valid = rowIndex < a.rows;
+    // A thread past the last row reads the last row again (in bounds) and stores nothing.
+    int64_t const rowOffset = (valid ? rowIndex : a.rows - 1) * a.cols;
+    int const held = valid ? share.items * VEC : 0;
+
+    Held row;
+    Bits<P, VEC> gammaBits[ITEMS];
+    Bits<P, VEC> betaBits[ITEMS];
+    if constexpr (kPacked)
+    {
+        loadRowShare<T, P, Ops, VEC, ITEMS>(a, share, rowOffset, row);
+    }
+    else
+    {
+        Bits<T, VEC> xBits[ITEMS];
+        Bits<T, VEC> skipBits[ITEMS];
+        Bits<P, VEC> biasBits[ITEMS];
+        T const* const x = static_cast<T const*>(a.x) + rowOffset;
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            xBits[i] = loadBits<T, VEC, true>(x + share.loadColumn(i, VEC));
+        }
+        if constexpr (Ops::kSkip)
+        {
+            T const* const skip = static_cast<T const*>(a.skip) + rowOffset;
+#pragma unroll
+            for (int i = 0; i < ITEMS; ++i)
+            {
+                skipBits[i] = loadBits<T, VEC, true>(skip + share.loadColumn(i, VEC));
+            }
+        }
+        if constexpr (Ops::kBias)
+        {
+#pragma unroll
+            for (int i = 0; i < ITEMS; ++i)
+            {
+                biasBits[i] = loadBits<P, VEC>(static_cast<P const*>(a.bias) + share.loadColumn(i, VEC));
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            unpack(xBits[i], row.v[i]);
+            if constexpr (Ops::kSkip)
+            {
+                addUnpacked(skipBits[i], row.v[i]);
+            }
+            if constexpr (Ops::kBias)
+            {
+                addUnpacked(biasBits[i], row.v[i]);
+            }
+        }
+        if constexpr (kPreloadParams)
+        {
+#pragma unroll
+            for (int i = 0; i < ITEMS; ++i)
+            {
+                gammaBits[i] = loadBits<P, VEC>(static_cast<P const*>(a.gamma) + share.loadColumn(i, VEC));
+                if constexpr (kBeta)
+                {
+                    betaBits[i] = loadBits<P, VEC>(static_cast<P const*>(a.beta) + share.loadColumn(i, VEC));
+                }
+            }
+        }
+    }
+    // Elements the warp holds of a block-wide row (independent of the loads: scheduled while they are in flight).
+    float const count = blockRow ? groupSumInWarp(static_cast<float>(share.items * VEC), 32)
+                                 : static_cast<float>(a.cols);
+    if constexpr (Ops::kSum)
+    {
+        T* const sum = static_cast<T*>(a.sum) + rowOffset;
+#pragma unroll
+        for (int i = 0; i < ITEMS; ++i)
+        {
+            if (i * VEC < held)
+            {
+                float v[VEC];
+                row.values(i, v);
+                storeFloats<T, VEC>(sum + share.column(i, VEC), v);
+            }
+        }
+    }
+    float mean = 0.f;
+    float variance;
+    if (a.rms)
+    {
+        float const squares = groupSumInWarp(squaredDeviations(row, held, 0.f), warpLanes);
+        variance = k.invCols * (blockRow ? rowMerge(Moments{count, 0.f, squares}, exchange).m2 : squares);
+    }
+    else
+    {
+        // Two-pass per warp around the warp's first value, then one merge of the warps' moments (see rowNormOnChip,
+        // also for why a packed share may subtract held * shift once). These statistics and the residual store above
+        // mirror rowNormOnChip's rather than sharing a function with it: folding both into one changed the on-chip
+        // kernel's instruction order (its PTX), and every timing of it was taken on this form.
+        float first[VEC];
+        row.values(0, first);
+        float const shift = __shfl_sync(0xffffffffu, first[0], (threadIdx.x & 31) & ~(warpLanes - 1));
+        float const partial = kPacked
+            ? sumOverShare(row, held, [](float v) { return v; }) - static_cast<float>(held) * shift
+            : sumOverShare(row, held, [shift](float v) { return v - shift; });
+        mean = shift + __fdividef(groupSumInWarp(partial, warpLanes), count);
+        float squares = groupSumInWarp(squaredDeviations(row, held, mean), warpLanes);
+        if (blockRow)
+        {
+            Moments const total = rowMerge(Moments{count, mean, squares}, exchange);
+            mean = total.mean;
+            squares = total.m2;
+        }
+        variance = squares * k.invCols;
+    }
+    float const rstd = rsqrtf(variance + a.epsilon);
+    if constexpr (!kPreloadParams)
+    {
+        storeNormalizedShare<T, P, kBeta>(a, share, rowOffset, held, row, mean, rstd);
+        return;
+    }
+    T* const y = static_cast<T*>(a.y) + rowOffset;
+#pragma unroll
+    for (int i = 0; i < ITEMS; ++i)
+    {
+        float v[VEC];
+        row.values(i, v);
+        float g[VEC];
+        unpack(gammaBits[i], g);
+        float out[VEC];
+        if constexpr (kBeta)
+        {
+            float b[VEC];
+            unpack(betaBits[i], b);
+#pragma unroll
+            for (int j = 0; j < VEC; ++j)
+            {
+                out[j] = fmaf(v[j] - mean, rstd * g[j], b[j]);
+            }
+        }
+        else
+        {
+#pragma unroll
+            for (int j = 0; j < VEC; ++j)
+            {
+                out[j] = (v[j] - mean) * (rstd * g[j]);
+            }
+        }
+        if (i * VEC < held)
+        {
+            storeFloats<T, VEC>(y + share.column(i, VEC), out);
+        }
+    }
+}
+
+// kMaxThreads is the launch bound (rowNormMaxBlock): 1024 caps a thread at 64 registers; shares of 32 registers take
+// 768 (85 registers), as at 64 they spill.
+template <typename T, typename P, typename Ops, int VEC, int ITEMS, bool kPacked, int kMaxThreads>
+__global__ void __launch_bounds__(kMaxThreads) rowNormLight(KernelArgs const k, int const lanesPerRow)
+{
+    static_assert(kMaxThreads <= kRowNormLightMaxBlock, "the exchange holds the moments of 32 warps");
+    __shared__ Moments exchange[kRowNormLightMaxBlock / 32];
+    if (k.a.beta != nullptr)
+    {
+        lightRow<T, P, Ops, VEC, ITEMS, kPacked, true>(k, lanesPerRow, exchange);
+    }
+    else
+    {
+        lightRow<T, P, Ops, VEC, ITEMS, kPacked, false>(k, lanesPerRow, exchange);
+    }
+}
+
 // Rows too long for registers: one block per row, three passes over the row (mean, variance around the
 // mean, output); the second and third mostly hit L2, which holds such a row many times over.
 template <typename T, typename P, typename Ops, int VEC>

@@ -14,11 +14,23 @@ namespace row_norm
 {
 using RowKernel = void (*)(KernelArgs const, int const);
 
+#ifdef PGX_TUNING
+// Tuning builds only (POLYGRAPHY_EXT_TUNING): the variant bench/plugins.py --variants asked for, kCount for the plan's.
+RowNormVariant tunedVariant();
+#endif
+
 template <typename T, typename P, typename Ops, RowNormVariant Variant, bool kPacked, Feed kFeed>
 constexpr RowKernel onChip()
 {
     constexpr int kVec = Variant == RowNormVariant::kScalarHeld ? 1 : 16 / static_cast<int>(sizeof(T));
     return rowNormOnChip<T, P, Ops, kVec, rowNormItems(Variant, kVec), kPacked, kFeed>;
+}
+
+template <typename T, typename P, typename Ops, RowNormVariant Variant, bool kPacked = false>
+constexpr RowKernel light()
+{
+    constexpr int kVec = 16 / static_cast<int>(sizeof(T));
+    return rowNormLight<T, P, Ops, kVec, rowNormItems(Variant, kVec), kPacked, rowNormMaxBlock(Variant, kVec)>;
 }
 
 // The instantiation `variant` names for these types and operands at `vec` elements per access; null where the
@@ -75,6 +87,34 @@ RowKernel kernelOf(RowNormVariant variant, int vec)
         if constexpr (kPackable)
         {
             return onChip<T, P, Ops, V::kAheadFewer, true, Feed::kAhead>();
+        }
+        break;
+    case V::kLight2: return light<T, P, Ops, V::kLight2>();
+    case V::kLight3: return light<T, P, Ops, V::kLight3>();
+    case V::kLight4: return light<T, P, Ops, V::kLight4>();
+    case V::kLight8:
+        // 16-bit rows at 8 vectors per thread are 64 fp32 values: more than 85 registers hold.
+        if constexpr (!kSixteenBit)
+        {
+            return light<T, P, Ops, V::kLight8>();
+        }
+        break;
+    case V::kLightPacked3:
+        if constexpr (!Ops::kSkip)
+        {
+            return light<T, P, Ops, V::kLightPacked3, true>();
+        }
+        break;
+    case V::kLightPacked4:
+        if constexpr (!Ops::kSkip)
+        {
+            return light<T, P, Ops, V::kLightPacked4, true>();
+        }
+        break;
+    case V::kLightPacked8:
+        if constexpr (!Ops::kSkip)
+        {
+            return light<T, P, Ops, V::kLightPacked8, true>();
         }
         break;
     case V::kStreaming:
@@ -187,7 +227,13 @@ cudaError_t launchPlanned(KernelArgs const& k, bool vectorized, cudaStream_t str
     }
     RowNormProblem const problem{
         k.a.rows, k.a.cols, static_cast<int32_t>(sizeof(T)), vectorized, Ops::kSkip, Ops::kBias, k.a.rms};
+#ifdef PGX_TUNING
+    RowNormVariant const asked = tunedVariant();
+    RowNormPlan const plan
+        = asked == RowNormVariant::kCount ? planRowNorm(problem, *limits) : planRowNormAs(problem, *limits, asked);
+#else
     RowNormPlan const plan = planRowNorm(problem, *limits);
+#endif
     RowKernel const kernel = kernelOf<T, P, Ops>(plan.variant, plan.vec);
     if (kernel == nullptr || plan.grid <= 0)
     {

@@ -23,7 +23,7 @@ struct Geometry
     int32_t rowsPerBlock;
 };
 
-Geometry geometryOf(int64_t vectors, int32_t items)
+Geometry geometryOf(int64_t vectors, int32_t items, int32_t maxBlock = kRowNormMaxBlock)
 {
     int64_t const lanesNeeded = (vectors + items - 1) / items;
     if (lanesNeeded <= 32)
@@ -36,7 +36,7 @@ Geometry geometryOf(int64_t vectors, int32_t items)
         return {true, kRowNormGroupBlock, lanes, kRowNormGroupBlock / lanes};
     }
     int64_t const threads = (lanesNeeded + 31) / 32 * 32;
-    if (threads > kRowNormMaxBlock)
+    if (threads > maxBlock)
     {
         return {false, 0, 0, 0};
     }
@@ -190,8 +190,111 @@ struct Planner
                                       : (vec == 1 ? "not 16-byte aligned: one element per access" : "held as fp32"));
     }
 
+    // Rows held light: `variant`'s few vectors per thread, one row group per block, no loop over rows.
+    RowNormPlan light(RowNormVariant variant, char const* rule) const
+    {
+        int32_t const items = rowNormItems(variant, vec);
+        Geometry const g = geometryOf(vectors, items, rowNormMaxBlock(variant, vec));
+        if (vec == 1 || !g.fits || !built(limits, variant)
+            || (p.rows + g.rowsPerBlock - 1) / g.rowsPerBlock > INT32_MAX)
+        {
+            return plan();
+        }
+        return make(variant, items, g, false, 0, rule);
+    }
+
+    // The light variant the measurements chose for these operands and this row width, or kCount for none. Measured
+    // on an H200 (docs/benchmarks.md, "2026-12-04, evening"), every variant forced at H = 256..16384 in the same runs
+    // (bench/plugins.py --variants), fraction of copy:
+    // - 16-bit x alone: LayerNorm held packed at 8 vectors per thread 0.92-0.97 at H >= 768 against 0.89-0.92 on
+    //   chip; 4 vectors win up to H=512 (0.95-0.96 against 0.88-0.92). RMSNorm, fewer instructions per value, gains
+    //   from the extra warps of 4 vectors up to H=2048 (0.94-0.99); rows whose 8 vectors per thread fill whole warps
+    //   at H=4096 and 8192 stay on chip (0.94-0.96 against 0.93-0.95 light); 5120, 12288 and 16384 take 8 (0.94-0.97
+    //   against 0.91-0.93).
+    // - fp32 x alone: 2 vectors at H <= 256 (LayerNorm 0.958, RMSNorm 0.987 against 0.95 / 0.94), 4 packed up to
+    //   H=1024 (768: 0.96 / 0.997 against 0.93 / 0.98; 1024: 0.98 / 0.98 against 0.94), on chip at 2048 and 4096
+    //   (ties or better by up to 0.02), 8 packed above (5120: 0.97 against 0.94; 12288: 0.96 against 0.92).
+    // - fp32 with skip: 2 vectors up to H=4096 (0.94-0.98 against 0.91-0.94), 4 up to 8192 (0.93 against 0.86), 8 up
+    //   to 12288 (0.92 against 0.87; with bias only: without it ptxas spills 108-224 bytes at 85 registers, sm_90).
+    // - 16-bit with skip: 2 vectors where they fill every lane (H=256..8192 but 768: 0.90-0.98 against 0.85-0.95),
+    //   else 3 where those do, else 4 (768 at 4: 0.93 against 0.92).
+    // True when `items` vectors per thread fill every lane of the row: a power-of-two group of <= 32 lanes, or whole
+    // warps.
+    bool fillsLanes(int32_t items) const
+    {
+        int64_t const lanes = vectors / items;
+        return vectors % items == 0 && (lanes <= 32 ? (lanes & (lanes - 1)) == 0 : lanes % 32 == 0);
+    }
+
+    RowNormVariant lightChoice() const
+    {
+        using V = RowNormVariant;
+        // 3 vectors per thread where 4 or 8 leave lanes of a group idle and 3 fill it: 16-bit H=384 and 768 (48 and 96
+        // vectors in 16 and 32 lanes). Measured on an H200 (docs/benchmarks.md), RMSNorm 0.977-0.981 of copy against
+        // 0.962-0.978 at 4 or 8, SkipLayerNorm ties 4 (0.935-0.945). Not LayerNorm: bf16 lost 0.05 against 8 packed
+        // vectors per thread with lanes idle (0.915 / 0.925 against 0.972 / 0.971), fp16 gained 0.01-0.02.
+        auto const filled = [&](V variant, V three) {
+            return !fillsLanes(rowNormItems(variant, vec)) && fillsLanes(3) && vectors <= 3 * 32 ? three : variant;
+        };
+        if (!p.skip && sixteenBit)
+        {
+            if (!p.rms)
+            {
+                return vectors <= 64 ? V::kLightPacked4 : V::kLightPacked8;
+            }
+            if (vectors <= 256)
+            {
+                return filled(V::kLightPacked4, V::kLightPacked3);
+            }
+            return vectors <= 1024 && vectors % (kRowNormPackedValues / vec * 32) == 0
+                ? V::kCount
+                : filled(V::kLightPacked8, V::kLightPacked3);
+        }
+        if (!p.skip)
+        {
+            return vectors <= 64 ? V::kLight2 : vectors <= 256 ? V::kLightPacked4 : vectors <= 1024 ? V::kCount
+                                                                                                  : V::kLightPacked8;
+        }
+        if (sixteenBit)
+        {
+            return fillsLanes(2) ? V::kLight2 : fillsLanes(3) && vectors <= 3 * 32 ? V::kLight3 : V::kLight4;
+        }
+        return vectors <= 1024 ? V::kLight2 : vectors <= 2048 ? V::kLight4 : p.bias ? V::kLight8 : V::kCount;
+    }
+
+    // Rows held light, where the measurements chose it and the launch fills the GPU with at least two blocks per
+    // multiprocessor: a block alone on its multiprocessor has nothing to overlap its reduction with (every light
+    // variant that ran so lost: 0.73-0.83 of copy against 0.87-0.91 on chip, H=12288-16384).
+    bool lightPlan(RowNormPlan& out) const
+    {
+        if (vec == 1 || p.cols < 256 || !heldIsBandwidthBound())
+        {
+            return false;
+        }
+        RowNormVariant const variant = lightChoice();
+        if (variant == RowNormVariant::kCount || !built(limits, variant))
+        {
+            return false;
+        }
+        int32_t const items = rowNormItems(variant, vec);
+        Geometry const g = geometryOf(vectors, items, rowNormMaxBlock(variant, vec));
+        // No loop over rows: every row group needs a block of its own in the grid.
+        if (!g.fits || rowNormResidentBlocks(limits, variant, g.threads, 0) < 2
+            || (p.rows + g.rowsPerBlock - 1) / g.rowsPerBlock > INT32_MAX)
+        {
+            return false;
+        }
+        out = make(variant, items, g, false, 0, "light rows: few values per thread, one row group per block");
+        return true;
+    }
+
     RowNormPlan plan() const
     {
+        RowNormPlan light{};
+        if (lightPlan(light))
+        {
+            return light;
+        }
         if (vec > 1 && sixteenBit && !p.skip && !p.bias)
         {
             // Rows a group of lanes holds exactly at 4 (or 3) vectors per thread are loaded a row ahead: the current
@@ -249,7 +352,8 @@ int32_t rowNormResidentBlocks(
     device.sharedMemPerBlockOptin = static_cast<size_t>(limits.sharedBytesPerBlockOptin);
     device.reservedSharedMemPerBlock = static_cast<size_t>(limits.reservedSharedBytesPerBlock);
     cudaOccFuncAttributes function;
-    function.maxThreadsPerBlock = kRowNormMaxBlock;
+    // The geometry keeps a block within its variant's launch bound (rowNormMaxBlock); this only bounds the calculator.
+    function.maxThreadsPerBlock = rowNormIsLight(variant) ? kRowNormLightMaxBlock : kRowNormMaxBlock;
     function.numRegs = kernel.registers;
     function.sharedSizeBytes = static_cast<size_t>(kernel.staticSharedBytes);
     function.shmemLimitConfig = FUNC_SHMEM_LIMIT_OPTIN;
@@ -269,7 +373,8 @@ int32_t rowNormResidentBlocks(
 char const* rowNormVariantName(RowNormVariant variant)
 {
     static char const* const names[kVariants] = {"scalar-held", "held", "held-fewer", "staged", "staged-fewer",
-        "packed", "packed-fewer", "packed-warp-filling", "ahead", "ahead-fewer", "streaming"};
+        "packed", "packed-fewer", "packed-warp-filling", "ahead", "ahead-fewer", "light-2", "light-3", "light-4",
+        "light-8", "light-packed-3", "light-packed-4", "light-packed-8", "streaming"};
     int const i = static_cast<int>(variant);
     return i >= 0 && i < kVariants ? names[i] : "?";
 }
@@ -286,5 +391,16 @@ RowNormPlan planRowNorm(RowNormProblem const& problem, DeviceLimits const& limit
     int32_t const vec = problem.vectorizable ? 16 / problem.elementBytes : 1;
     Planner const planner{problem, limits, vec, problem.cols / vec, problem.elementBytes == 2};
     return planner.plan();
+}
+
+RowNormPlan planRowNormAs(RowNormProblem const& problem, DeviceLimits const& limits, RowNormVariant variant)
+{
+    if (problem.rows <= 0 || problem.cols <= 0 || !rowNormIsLight(variant))
+    {
+        return planRowNorm(problem, limits);
+    }
+    int32_t const vec = problem.vectorizable ? 16 / problem.elementBytes : 1;
+    Planner const planner{problem, limits, vec, problem.cols / vec, problem.elementBytes == 2};
+    return planner.light(variant, "tuning: light variant asked for");
 }
 } // namespace pgx

@@ -23,6 +23,13 @@ enum class RowNormVariant : int32_t
     kPackedWarpFilling, // as kPacked, 5 vectors per thread where that fills whole warps and 8 does not
     kAhead,             // 16-bit rows of x alone held packed, next row loaded into registers meanwhile, 4 per thread
     kAheadFewer,        // as kAhead, 3 vectors per thread
+    kLight2,            // 2 vectors per thread held as fp32, up to 1024 threads per row, one row group per block
+    kLight3,            // as kLight2, 3 vectors per thread (rows of 96 vectors in 32 lanes)
+    kLight4,            // as kLight2, 4 vectors per thread
+    kLight8,            // as kLight2, 8 vectors per thread (fp32 rows: 32 values)
+    kLightPacked3,      // rows of x alone held light as raw vectors, 3 per thread (rows of 96 vectors in 32 lanes)
+    kLightPacked4,      // as kLightPacked3, 4 vectors per thread
+    kLightPacked8,      // as kLightPacked4, 8 vectors per thread
     kStreaming,         // rows too long for registers: one block per row, three passes over the row
     kCount
 };
@@ -78,6 +85,8 @@ struct RowNormPlan
 
 // Constants the kernels are built with (kernels.cuh static_asserts against them).
 constexpr int32_t kRowNormMaxBlock = 512;   // threads per block of a block-wide row, and of the streaming kernel
+constexpr int32_t kRowNormLightMaxBlock = 1024; // threads per block of a block-wide row held light (<= 64 registers)
+constexpr int32_t kRowNormLightWideBlock = 768;  // likewise for shares of 32 registers (<= 85 registers)
 constexpr int32_t kRowNormGroupBlock = 128; // threads per block of rows held by lane groups
 constexpr int32_t kRowNormHeldValues = 32;  // values per thread held as fp32
 constexpr int32_t kRowNormPackedValues = 64; // values per thread held as raw 16-bit vectors
@@ -101,10 +110,38 @@ constexpr int32_t rowNormItems(RowNormVariant variant, int32_t vec)
     case RowNormVariant::kPackedFewer: return kRowNormPackedValues / vec * 3 / 4;
     case RowNormVariant::kPackedWarpFilling: return kRowNormWarpFillingItems;
     case RowNormVariant::kAheadFewer: return kRowNormHeldValues / vec - 1;
+    case RowNormVariant::kLight2: return 2;
+    case RowNormVariant::kLight3:
+    case RowNormVariant::kLightPacked3: return 3;
+    case RowNormVariant::kLight4:
+    case RowNormVariant::kLightPacked4: return 4;
+    case RowNormVariant::kLight8:
+    case RowNormVariant::kLightPacked8: return 8;
     case RowNormVariant::kStreaming:
     case RowNormVariant::kCount: break;
     }
     return 0;
+}
+constexpr bool rowNormIsLight(RowNormVariant variant)
+{
+    return variant == RowNormVariant::kLight2 || variant == RowNormVariant::kLight3
+        || variant == RowNormVariant::kLight4 || variant == RowNormVariant::kLight8
+        || variant == RowNormVariant::kLightPacked3 || variant == RowNormVariant::kLightPacked4
+        || variant == RowNormVariant::kLightPacked8;
+}
+// Threads per block `variant` is built for at `vec` elements per access (its launch bound): a block-wide row has at
+// most this many. Light rows whose share takes at most 16 registers (fp32 values, or raw 16-byte vectors) cap a
+// thread at 64 registers (1024 threads); larger shares spill there and take 768 threads (85 registers).
+constexpr int32_t rowNormMaxBlock(RowNormVariant variant, int32_t vec)
+{
+    if (!rowNormIsLight(variant))
+    {
+        return kRowNormMaxBlock;
+    }
+    bool const packed = variant == RowNormVariant::kLightPacked3 || variant == RowNormVariant::kLightPacked4
+        || variant == RowNormVariant::kLightPacked8;
+    int32_t const shareRegisters = rowNormItems(variant, vec) * (packed ? 4 : vec);
+    return shareRegisters <= 16 ? kRowNormLightMaxBlock : kRowNormLightWideBlock;
 }
 // Dynamic shared memory of a staged variant with `items` vectors per thread in blocks of `threads`.
 int64_t rowNormStagedBytes(int32_t items, int32_t threads);
@@ -115,4 +152,7 @@ char const* rowNormVariantName(RowNormVariant variant);
 
 // The plan for `problem` on a device with `limits`; rows <= 0 or cols <= 0 give grid 0 (nothing to launch).
 RowNormPlan planRowNorm(RowNormProblem const& problem, DeviceLimits const& limits);
+// The plan with `variant` (a light one) where it is built and holds the row; otherwise planRowNorm's. For tuning
+// builds (POLYGRAPHY_EXT_TUNING), which measure every light variant at every shape side by side.
+RowNormPlan planRowNormAs(RowNormProblem const& problem, DeviceLimits const& limits, RowNormVariant variant);
 } // namespace pgx
