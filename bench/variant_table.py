@@ -48,7 +48,7 @@ def table(paths) -> str:
                 if name not in VARIANTS:
                     continue  # a variant since removed from the library
                 plan = planner.plan(MANY, hidden, ELEMENT_BYTES[dtype], skip, skip, rms=plugin == "RMSNorm",
-                                    variant=name)
+                                    variant=name, tuning=True)
                 if plan["variant"] != name:
                     continue
             shown.append((statistics.median(values), name, len(values)))

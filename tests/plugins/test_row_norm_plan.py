@@ -38,11 +38,11 @@ def expected_vec(cols, element_bytes, vectorizable=True):
     return 16 // element_bytes if vectorizable and cols * element_bytes % 16 == 0 else 1
 
 
-def check_launchable(plan, rows, cols, element_bytes, skip, arch):
+def check_launchable(plan, rows, cols, element_bytes, skip, bias, arch):
     from row_norm_plan import ARCHITECTURES, LIGHT, ON_CHIP_STATIC_SHARED, built_variants, max_threads
 
     where = f"{arch} rows={rows} cols={cols} bytes={element_bytes} skip={skip}: {plan}"
-    assert plan["variant"] in built_variants(element_bytes, skip), where
+    assert plan["variant"] in built_variants(element_bytes, skip, bias), where
     vec = plan["vec"]
     assert cols % vec == 0, where
     threads, lanes = plan["threads"], plan["lanesPerRow"]
@@ -82,7 +82,7 @@ def test_every_plan_is_one_the_launcher_can_run(planner, arch, element_bytes):
                 for vectorizable in (True, False):
                     plan = planner.plan(rows, cols, element_bytes, skip, bias, vectorizable, arch=arch)
                     assert plan["vec"] == expected_vec(cols, element_bytes, vectorizable), (name, cols, plan)
-                    check_launchable(plan, rows, cols, element_bytes, skip, arch)
+                    check_launchable(plan, rows, cols, element_bytes, skip, bias, arch)
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -123,20 +123,31 @@ class RowNormPlan(ctypes.Structure):
     ]
 
 
-def built_variants(element_bytes, skip):
-    """The variants launch.cu instantiates for these activations and operands (kernelOf's rules)."""
-    built = set(VARIANTS) - PACKED - STAGED
-    if element_bytes == 2:
+def built_variants(element_bytes, skip, bias=None, tuning=False):
+    """The variants launch.cuh instantiates for these activations and operands (kernelOf's rules): light ones where
+    the plan can pick them, or, in a tuning build (-DPOLYGRAPHY_EXT_TUNING=ON), wherever they exist. `bias` defaults
+    to `skip` (SkipLayerNorm's usual operands)."""
+    bias = skip if bias is None else bias
+    sixteen_bit = element_bytes == 2
+    built = set(VARIANTS) - PACKED - STAGED - LIGHT
+    if sixteen_bit:
         built |= STAGED if skip else PACKED
-        built.discard("light-8")  # 64 values per thread as fp32: more than 85 registers hold
-    if skip:
-        built -= {"light-packed-3", "light-packed-4", "light-packed-8"}
-    return built
+    light = {
+        "light-2": tuning or skip or not sixteen_bit,
+        "light-3": tuning or (skip and sixteen_bit),
+        "light-4": tuning or skip,
+        "light-8": not sixteen_bit and (tuning or bias),  # 64 fp32 values of a 16-bit row: more than 85 registers
+        "light-packed-3": not skip and (tuning or sixteen_bit),
+        "light-packed-4": not skip,
+        "light-packed-8": not skip,
+    }
+    return built | {name for name, is_built in light.items() if is_built}
 
 
-def device_limits(arch, element_bytes, skip, registers=None):
-    """DeviceLimits of `arch` (a key of ARCHITECTURES) with modelled kernel resources: `registers` maps a variant
-    name to its registers per thread; the others take their launch-bound cap (128; light variants 64)."""
+def device_limits(arch, element_bytes, skip, registers=None, bias=None, tuning=False):
+    """DeviceLimits of `arch` (a key of ARCHITECTURES) with modelled kernel resources of the variants built for the
+    operands (built_variants): `registers` maps a variant name to its registers per thread (0: not built); the others
+    take their launch bound's cap (128; light variants 64 or 85)."""
     spec = ARCHITECTURES[arch]
     limits = DeviceLimits(
         computeMajor=spec["major"], computeMinor=spec["minor"], multiprocessors=spec["sms"],
@@ -144,7 +155,7 @@ def device_limits(arch, element_bytes, skip, registers=None):
         sharedBytesPerMultiprocessor=spec["smem"], sharedBytesPerBlockOptin=spec["optin"],
         reservedSharedBytesPerBlock=spec["reserved"],
     )
-    built = built_variants(element_bytes, skip)
+    built = built_variants(element_bytes, skip, bias, tuning)
     for i, name in enumerate(VARIANTS):
         if name in built:
             regs = (registers or {}).get(name, light_cap(name, element_bytes) if name in LIGHT else 128)
@@ -173,12 +184,13 @@ class Planner:
         return self._lib.pgx_row_norm_variant_name(index).decode()
 
     def plan(self, rows, cols, element_bytes, skip=False, bias=False, vectorizable=True, limits=None, arch="sm_90",
-             registers=None, rms=False, variant=None) -> dict:
+             registers=None, rms=False, variant=None, tuning=False) -> dict:
         """The plan as a dict (variant by name). `vectorizable`: every pointer 16-byte aligned; it is cleared here
         when cols * element_bytes is not a multiple of 16, as the launcher does. `variant`: a light variant asked for
-        (planRowNormAs, as a tuning build launches it)."""
+        (planRowNormAs, as a tuning build launches it); `tuning`: model a tuning build's kernels (every light variant
+        built for the operands it can run)."""
         if limits is None:
-            limits = device_limits(arch, element_bytes, skip, registers)
+            limits = device_limits(arch, element_bytes, skip, registers, bias, tuning)
         problem = RowNormProblem(rows, cols, element_bytes, bool(vectorizable and cols * element_bytes % 16 == 0),
                                  skip, bias, rms)
         plan = RowNormPlan()

@@ -41,6 +41,19 @@ RowKernel kernelOf(RowNormVariant variant, int vec)
     constexpr bool kSixteenBit = sizeof(T) == 2;
     constexpr bool kPackable = kSixteenBit && !Ops::kSkip;
     constexpr bool kStageable = kSixteenBit && Ops::kSkip;
+#ifdef PGX_TUNING
+    constexpr bool kTuning = true;
+#else
+    constexpr bool kTuning = false;
+#endif
+    // Light variants are built where plan.cpp's lightChoice can pick them (tuning builds: wherever they exist, to
+    // measure them): 2 vectors but for 16-bit x alone, 3 for 16-bit rows with skip, 4 for rows with skip, 8 as fp32
+    // (fp32 only: 64 fp32 values of a 16-bit row exceed 85 registers) with bias, 3 raw vectors for 16-bit x alone.
+    constexpr bool kLight2 = kTuning || !kPackable;
+    constexpr bool kLight3 = kTuning || kStageable;
+    constexpr bool kLight4 = kTuning || Ops::kSkip;
+    constexpr bool kLight8 = !kSixteenBit && (kTuning || Ops::kBias);
+    constexpr bool kLightPacked3 = !Ops::kSkip && (kTuning || kSixteenBit);
     using V = RowNormVariant;
     switch (variant)
     {
@@ -89,18 +102,32 @@ RowKernel kernelOf(RowNormVariant variant, int vec)
             return onChip<T, P, Ops, V::kAheadFewer, true, Feed::kAhead>();
         }
         break;
-    case V::kLight2: return light<T, P, Ops, V::kLight2>();
-    case V::kLight3: return light<T, P, Ops, V::kLight3>();
-    case V::kLight4: return light<T, P, Ops, V::kLight4>();
+    case V::kLight2:
+        if constexpr (kLight2)
+        {
+            return light<T, P, Ops, V::kLight2>();
+        }
+        break;
+    case V::kLight3:
+        if constexpr (kLight3)
+        {
+            return light<T, P, Ops, V::kLight3>();
+        }
+        break;
+    case V::kLight4:
+        if constexpr (kLight4)
+        {
+            return light<T, P, Ops, V::kLight4>();
+        }
+        break;
     case V::kLight8:
-        // 16-bit rows at 8 vectors per thread are 64 fp32 values: more than 85 registers hold.
-        if constexpr (!kSixteenBit)
+        if constexpr (kLight8)
         {
             return light<T, P, Ops, V::kLight8>();
         }
         break;
     case V::kLightPacked3:
-        if constexpr (!Ops::kSkip)
+        if constexpr (kLightPacked3)
         {
             return light<T, P, Ops, V::kLightPacked3, true>();
         }
